@@ -1,0 +1,1 @@
+"""sm_llm: Amazon SageMaker endpoints as LangChain models."""

@@ -1,0 +1,181 @@
+"""Typed errors raised by sm_llm.
+
+Every error subclasses :class:`SageMakerError`, itself a
+``langchain_core.exceptions`` model error, and also the matching langchain-core
+category (bad request, rate limit, server error, timeout...) so that LangChain
+retry policies and ``is_retryable`` checks work unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from langchain_core import exceptions as lc
+
+if TYPE_CHECKING:
+    from sm_llm.async_inference import InferenceJob
+
+__all__ = [
+    "AsyncInferenceError",
+    "ConfigurationError",
+    "EndpointNotFoundError",
+    "EndpointUnreachableError",
+    "InternalDependencyError",
+    "InternalFailureError",
+    "JobTimeoutError",
+    "ModelError",
+    "ModelNotReadyError",
+    "RequestTimeoutError",
+    "RequestValidationError",
+    "ResponseParseError",
+    "SageMakerError",
+    "ServiceUnavailableError",
+    "StreamError",
+    "ThrottlingError",
+]
+
+class SageMakerError(lc.ModelError):
+    """Base class of every sm_llm error.
+
+    ``status_code`` is the HTTP status of the SageMaker Runtime reply when there
+    was one; ``error_code`` the service's error code (``x-amzn-ErrorType``);
+    ``request_id`` the ``x-amzn-RequestId``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        error_code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.error_code = error_code
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigurationError(SageMakerError, ValueError):
+    """Bad field, routing, payload size, preset or template — raised before any request."""
+
+
+class RequestValidationError(SageMakerError, lc.ModelInvalidRequestError):
+    """The service answered 400 ``ValidationError``."""
+
+
+class EndpointNotFoundError(RequestValidationError, lc.ModelNotFoundError):
+    """The endpoint does not exist (a 400 ``ValidationError`` saying so)."""
+
+
+class ModelError(SageMakerError, lc.ModelInvalidRequestError):
+    """The container answered with an error (service status 424).
+
+    ``original_status_code`` and ``original_message`` are what the container
+    sent; ``log_stream_arn`` and ``log_url`` point at its CloudWatch logs.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        original_status_code: int | None = None,
+        original_message: str | None = None,
+        log_stream_arn: str | None = None,
+        log_url: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.original_status_code = original_status_code
+        self.original_message = original_message
+        self.log_stream_arn = log_stream_arn
+        self.log_url = log_url
+
+
+class ModelNotReadyError(SageMakerError, lc.ModelRateLimitError):
+    """429 ``ModelNotReadyException``: serverless cold start or a model still loading."""
+
+    is_retryable = True
+
+
+class ThrottlingError(SageMakerError, lc.ModelRateLimitError):
+    """429 throttling."""
+
+    is_retryable = True
+
+
+class ServiceUnavailableError(SageMakerError, lc.ModelAPIError):
+    """503 ``ServiceUnavailable``."""
+
+    is_retryable = True
+
+
+class InternalFailureError(SageMakerError, lc.ModelAPIError):
+    """500 ``InternalFailure``."""
+
+    is_retryable = True
+
+
+class InternalDependencyError(SageMakerError, lc.ModelAPIError):
+    """530 ``InternalDependencyException``: not retried, as the service advises."""
+
+    is_retryable = False
+
+
+class EndpointUnreachableError(SageMakerError, lc.ModelConnectionError):
+    """The endpoint could not be reached (DNS, refused or reset connection)."""
+
+    is_retryable = True
+
+
+class RequestTimeoutError(SageMakerError, lc.ModelTimeoutError):
+    """The request did not complete within the configured connect/read timeout."""
+
+    is_retryable = True
+
+
+class StreamError(SageMakerError, lc.ModelAPIError):
+    """A stream failed after it started.
+
+    ``partial_text`` is everything already received (and yielded) before the
+    failure; it is never retried.
+    """
+
+    def __init__(self, message: str, *, partial_text: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.partial_text = partial_text
+
+    is_retryable = False
+
+
+class ResponseParseError(SageMakerError):
+    """The reply is not in the content handler's format; ``body_snippet`` shows its start."""
+
+    def __init__(self, message: str, *, body_snippet: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.body_snippet = body_snippet
+
+
+class AsyncInferenceError(SageMakerError):
+    """An asynchronous inference job wrote its failure object; ``failure`` is its content."""
+
+    def __init__(
+        self, message: str, *, failure: str = "", job: InferenceJob | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.failure = failure
+        self.job = job
+
+
+class JobTimeoutError(SageMakerError, lc.ModelTimeoutError):
+    """An asynchronous job did not finish before the deadline; ``job`` can be resumed."""
+
+    def __init__(self, message: str, *, job: InferenceJob | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.job = job
+
+    is_retryable = False
