@@ -1,0 +1,269 @@
+"""The only module that talks to botocore: clients, calls and error mapping.
+
+Everything above this module deals in bytes and :mod:`sm_llm.errors`; nothing
+botocore raises escapes from here untranslated.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sm_llm import errors as e
+
+__all__ = [
+    "ClientSettings",
+    "InvokeResult",
+    "StreamResult",
+    "create_client",
+    "invoke",
+    "invoke_stream",
+    "map_error",
+]
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """What a SageMaker Runtime client is made from (secrets as plain str, never logged)."""
+
+    region_name: str | None = None
+    profile_name: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    aws_session_token: str | None = None
+    endpoint_url: str | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 70.0
+    max_retries: int = 2
+    max_connections: int = 64
+    config: Any = None
+
+    def __repr__(self) -> str:  # never show the keys
+        return (
+            f"ClientSettings(region_name={self.region_name!r}, endpoint_url={self.endpoint_url!r}, "
+            f"profile_name={self.profile_name!r})"
+        )
+
+    def botocore_config(self) -> Any:
+        """A botocore ``Config``: timeouts, standard retries, a pool sized for concurrency."""
+        from botocore.config import Config
+
+        ours = Config(
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            retries={"mode": "standard", "total_max_attempts": self.max_retries + 1},
+            max_pool_connections=self.max_connections,
+            user_agent_extra="sm-llm",
+        )
+        return ours.merge(self.config) if self.config is not None else ours
+
+
+def create_client(settings: ClientSettings, service: str = "sagemaker-runtime") -> Any:
+    """A boto3 client for ``service``; a missing region or profile is a clear error."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, NoRegionError, ProfileNotFound
+
+    try:
+        session = boto3.Session(profile_name=settings.profile_name)
+        return session.client(
+            service,
+            region_name=settings.region_name,
+            endpoint_url=settings.endpoint_url,
+            aws_access_key_id=settings.aws_access_key_id,
+            aws_secret_access_key=settings.aws_secret_access_key,
+            aws_session_token=settings.aws_session_token,
+            config=settings.botocore_config(),
+        )
+    except NoRegionError as exc:
+        raise e.ConfigurationError(
+            "no AWS region is configured: pass region_name='us-east-1' (or set AWS_REGION / "
+            "AWS_DEFAULT_REGION, or a region in your AWS profile)"
+        ) from exc
+    except ProfileNotFound as exc:
+        raise e.ConfigurationError(
+            f"AWS profile {settings.profile_name!r} was not found in your AWS config"
+        ) from exc
+    except (BotoCoreError, ValueError) as exc:
+        raise e.ConfigurationError(f"cannot create the SageMaker Runtime client: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeResult:
+    """A whole reply and the metadata SageMaker returned with it."""
+
+    body: bytes
+    metadata: dict[str, Any]
+
+
+@dataclass(slots=True)
+class StreamResult:
+    """An open event stream: iterate ``parts`` for PayloadPart bytes; always ``close()``."""
+
+    parts: Iterator[bytes]
+    metadata: dict[str, Any]
+    _stream: Any
+
+    def close(self) -> None:
+        """Close the HTTP response (and its connection when unread data remains)."""
+        try:
+            self._stream.close()
+        except Exception:  # noqa: BLE001 - closing must never mask the real outcome
+            pass
+
+
+def _metadata(response: dict[str, Any]) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    for key, name in (
+        ("InvokedProductionVariant", "invoked_production_variant"),
+        ("CustomAttributes", "custom_attributes"),
+        ("NewSessionId", "new_session_id"),
+        ("ClosedSessionId", "closed_session_id"),
+        ("ContentType", "content_type"),
+    ):
+        value = response.get(key)
+        if value:
+            meta[name] = value
+    request_id = response.get("ResponseMetadata", {}).get("RequestId")
+    if request_id:
+        meta["request_id"] = request_id
+    return meta
+
+
+def invoke(client: Any, params: dict[str, Any]) -> InvokeResult:
+    """``InvokeEndpoint``: the whole body read, errors mapped."""
+    try:
+        response = client.invoke_endpoint(**params)
+        body = response["Body"].read()
+    except Exception as exc:
+        raise map_error(exc, "InvokeEndpoint", params.get("EndpointName")) from exc
+    return InvokeResult(body=body, metadata=_metadata(response))
+
+
+def invoke_stream(client: Any, params: dict[str, Any]) -> StreamResult:
+    """``InvokeEndpointWithResponseStream``: an open stream of PayloadPart bytes."""
+    operation = "InvokeEndpointWithResponseStream"
+    endpoint = params.get("EndpointName")
+    try:
+        response = client.invoke_endpoint_with_response_stream(**params)
+    except Exception as exc:
+        raise map_error(exc, operation, endpoint) from exc
+    stream = response["Body"]
+
+    def parts() -> Iterator[bytes]:
+        try:
+            for event in stream:
+                part = event.get("PayloadPart")
+                if part is not None:
+                    yield part.get("Bytes", b"")
+        except Exception as exc:
+            raise map_error(exc, operation, endpoint) from exc
+
+    return StreamResult(parts=parts(), metadata=_metadata(response), _stream=stream)
+
+
+_NOT_FOUND = re.compile(r"Endpoint .+ not found", re.IGNORECASE)
+_LOG_URL = re.compile(r"See (https://\S+?)(?: in account|\s|$)")
+_BY_CODE: dict[str, type[e.SageMakerError]] = {
+    "ModelNotReadyException": e.ModelNotReadyError,
+    "ThrottlingException": e.ThrottlingError,
+    "Throttling": e.ThrottlingError,
+    "TooManyRequestsException": e.ThrottlingError,
+    "ServiceUnavailable": e.ServiceUnavailableError,
+    "InternalFailure": e.InternalFailureError,
+    "InternalDependencyException": e.InternalDependencyError,
+    "ModelStreamError": e.StreamError,
+    "InternalStreamFailure": e.StreamError,
+}
+_BY_STATUS: dict[int, type[e.SageMakerError]] = {
+    429: e.ThrottlingError,
+    500: e.InternalFailureError,
+    502: e.ServiceUnavailableError,
+    503: e.ServiceUnavailableError,
+    504: e.ServiceUnavailableError,
+    530: e.InternalDependencyError,
+}
+
+
+def log_url_from_arn(arn: str | None) -> str | None:
+    """CloudWatch console link for a ``LogStreamArn`` (``arn:aws:logs:REGION:ACCT:log-group:G``)."""
+    if not arn:
+        return None
+    parts = arn.split(":", 6)
+    if len(parts) < 7 or parts[2] != "logs":
+        return None
+    region, group = parts[3], parts[6].removeprefix("log-group:").split(":", 1)[0]
+    return (
+        f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+        f"#logEventViewer:group={group}"
+    )
+
+
+def map_error(
+    exc: BaseException, operation: str, endpoint: str | None, *, partial_text: str = ""
+) -> e.SageMakerError:
+    """Translate anything botocore/urllib3 raised into an ``sm_llm.errors`` exception."""
+    from botocore import exceptions as bx
+
+    if isinstance(exc, e.SageMakerError):
+        return exc
+    where = f"{operation} on endpoint {endpoint!r}" if endpoint else operation
+    if isinstance(exc, bx.ClientError):
+        return _client_error(exc, where, partial_text)
+    if isinstance(exc, (bx.ReadTimeoutError, bx.ConnectTimeoutError)):
+        if partial_text:
+            return e.StreamError(f"{where}: the stream stalled: {exc}", partial_text=partial_text)
+        return e.RequestTimeoutError(f"{where} timed out: {exc}")
+    if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError, bx.ConnectionError)):
+        if partial_text:
+            return e.StreamError(f"{where}: connection lost: {exc}", partial_text=partial_text)
+        return e.EndpointUnreachableError(f"{where}: cannot reach the endpoint: {exc}")
+    if isinstance(exc, bx.NoCredentialsError):
+        return e.ConfigurationError(
+            "no AWS credentials found: configure a profile (credentials_profile_name=...), "
+            "environment variables, or pass aws_access_key_id/aws_secret_access_key"
+        )
+    if isinstance(exc, bx.NoRegionError):
+        return e.ConfigurationError("no AWS region is configured: pass region_name=...")
+    if isinstance(exc, bx.ParamValidationError):
+        return e.ConfigurationError(f"{where}: invalid request: {exc}")
+    if isinstance(exc, bx.BotoCoreError):
+        return e.EndpointUnreachableError(f"{where} failed: {exc}")
+    if isinstance(exc, OSError):
+        return e.EndpointUnreachableError(f"{where}: connection failed: {exc}")
+    return e.SageMakerError(f"{where} failed: {type(exc).__name__}: {exc}")
+
+
+def _client_error(exc: Any, where: str, partial_text: str) -> e.SageMakerError:
+    response: dict[str, Any] = getattr(exc, "response", {}) or {}
+    error = response.get("Error", {})
+    code = str(error.get("Code", ""))
+    message = str(error.get("Message", "")) or str(exc)
+    meta = response.get("ResponseMetadata", {})
+    status = meta.get("HTTPStatusCode")
+    common: dict[str, Any] = {
+        "status_code": status,
+        "error_code": code or None,
+        "request_id": meta.get("RequestId"),
+    }
+    text = f"{where}: {message}"
+    if code in ("ModelStreamError", "InternalStreamFailure") or partial_text:
+        return e.StreamError(f"{where}: stream failed ({code}): {message}",
+                             partial_text=partial_text, **common)
+    if code == "ModelError" or status == 424:
+        arn = response.get("LogStreamArn")
+        found = _LOG_URL.search(message)
+        return e.ModelError(
+            text,
+            original_status_code=response.get("OriginalStatusCode"),
+            original_message=response.get("OriginalMessage"),
+            log_stream_arn=arn,
+            log_url=log_url_from_arn(arn) or (found.group(1) if found else None),
+            **common,
+        )
+    if code == "ValidationError" or status == 400:
+        cls = e.EndpointNotFoundError if _NOT_FOUND.search(message) else e.RequestValidationError
+        return cls(text, **common)
+    cls = _BY_CODE.get(code) or (_BY_STATUS.get(status) if isinstance(status, int) else None)
+    return (cls or e.SageMakerError)(text, **common)

@@ -1,0 +1,424 @@
+"""Content handlers: how a container wants its request and how it replies.
+
+A :class:`ContentHandler` is data, not code: content types, a Jinja request
+template, and JMESPath expressions that locate the text, finish reason, usage
+and tool calls in a reply and in each stream record. Presets for the common
+SageMaker containers live in ``templates/handlers/*.yaml``; a user handler is
+the same YAML shape, loaded with :meth:`ContentHandler.from_file` or built
+inline.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sm_llm._expr import Getter, compile_expression
+from sm_llm._templating import compile_template, render
+from sm_llm.errors import ConfigurationError, ModelError, ResponseParseError, StreamError
+
+__all__ = [
+    "ContentHandler",
+    "ParsedOutput",
+    "ResponseSpec",
+    "StreamDelta",
+    "StreamSpec",
+    "UsageSpec",
+    "list_presets",
+    "templates_dir",
+]
+
+StreamFormat = Literal["sse", "jsonl", "raw"]
+
+# Container finish reasons folded onto OpenAI's vocabulary, which LangChain users expect.
+_FINISH_REASONS = {
+    "eos_token": "stop",
+    "eos": "stop",
+    "stop_sequence": "stop",
+    "end_turn": "stop",
+    "stop": "stop",
+    "length": "length",
+    "max_tokens": "length",
+    "tool_calls": "tool_calls",
+    "content_filter": "content_filter",
+}
+_SNIPPET = 200
+
+
+def normalize_finish_reason(reason: Any) -> str | None:
+    """Map a container's finish reason onto ``stop`` / ``length`` / ``tool_calls``."""
+    if reason is None:
+        return None
+    text = str(reason)
+    return _FINISH_REASONS.get(text, text)
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UsageSpec(_Spec):
+    """Where token counts are in a reply (JMESPath; ``None`` = not reported)."""
+
+    prompt_tokens: str | None = None
+    completion_tokens: str | None = None
+    total_tokens: str | None = None
+
+
+class ResponseSpec(_Spec):
+    """Where things are in a whole (non-streamed) reply."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: UsageSpec | None = None
+    tool_calls: str | None = None
+    model_name: str | None = None
+    error: str | None = None
+
+
+class StreamSpec(_Spec):
+    """How a streamed reply is framed and where things are in each record."""
+
+    format: StreamFormat
+    text: str | None = None
+    skip: str | None = Field(
+        default=None, description="JMESPath; a truthy result drops the record's text (special tokens)"
+    )
+    finish_reason: str | None = None
+    usage: UsageSpec | None = None
+    tool_calls: str | None = None
+    model_name: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedOutput:
+    """A whole reply, parsed."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: dict[str, int] | None = None
+    raw: Any = None
+    tool_calls: list[dict[str, Any]] | None = None
+    model_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDelta:
+    """What one stream record contributes."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    usage: dict[str, int] | None = None
+    tool_call_chunks: list[dict[str, Any]] = field(default_factory=list)
+    model_name: str | None = None
+    raw: Any = None
+
+
+def templates_dir() -> Path:
+    """The presets folder: inside the installed package, or the repo copy in a checkout."""
+    packaged = Path(__file__).parent / "templates"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+def list_presets(kind: Literal["handlers", "chat"] = "handlers") -> list[str]:
+    """Names of the shipped presets of one kind."""
+    folder = templates_dir() / kind
+    suffix = ".yaml" if kind == "handlers" else ".jinja"
+    return sorted(p.name.removesuffix(suffix) for p in folder.glob(f"*{suffix}"))
+
+
+def _usage(spec: UsageSpec | None, data: Any) -> dict[str, int] | None:
+    if spec is None:
+        return None
+    usage: dict[str, int] = {}
+    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        expression = getattr(spec, key)
+        if expression is None:
+            continue
+        value = compile_expression(expression)(data)
+        if isinstance(value, int) and not isinstance(value, bool):
+            usage[key] = value
+    if not usage:
+        return None
+    if "total_tokens" not in usage and {"prompt_tokens", "completion_tokens"} <= usage.keys():
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    return usage
+
+
+def _snippet(body: bytes | str) -> str:
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    return text[:_SNIPPET] + ("…" if len(text) > _SNIPPET else "")
+
+
+class ContentHandler(BaseModel):
+    """How to talk to one kind of container. See the module docstring."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "custom"
+    description: str = ""
+    content_type: str = "application/json"
+    accept: str = "application/json"
+    input: Literal["prompt", "messages"] = Field(
+        default="prompt", description="whether the container takes a prompt string or chat messages"
+    )
+    request_template: str
+    parameters: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="LangChain standard names (max_tokens, temperature, stop, top_p) → container names; null = not supported",
+    )
+    default_parameters: dict[str, Any] = Field(default_factory=dict)
+    custom_attributes: dict[str, str] = Field(default_factory=dict)
+    supports_tools: bool = False
+    response: ResponseSpec
+    stream: StreamSpec | None = None
+
+    # -- construction -------------------------------------------------------------
+
+    @classmethod
+    def from_preset(cls, name: str) -> ContentHandler:
+        """A shipped preset (``tgi``, ``lmi``, ``openai``, ``jumpstart``, ...)."""
+        return _load_preset(name)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ContentHandler:
+        """A handler from a YAML file of the same shape as the presets."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read content handler file {path}: {exc}") from exc
+        return cls._from_yaml_text(text, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "content_handler") -> ContentHandler:
+        """A handler from a mapping; every problem is reported in one ``ConfigurationError``."""
+        try:
+            handler = cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigurationError(f"{source}: invalid content handler: {problems}") from exc
+        handler.check()
+        return handler
+
+    @classmethod
+    def resolve(cls, value: str | Path | dict[str, Any] | ContentHandler) -> ContentHandler:
+        """A handler from what a user may write: preset name, YAML path, mapping or handler."""
+        if isinstance(value, ContentHandler):
+            return value
+        if isinstance(value, dict):
+            return cls.from_dict(value)
+        text = str(value)
+        if isinstance(value, Path) or text.endswith((".yaml", ".yml")) or "/" in text:
+            return cls.from_file(text)
+        return cls.from_preset(text)
+
+    @classmethod
+    def _from_yaml_text(cls, text: str, *, source: str) -> ContentHandler:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigurationError(f"{source}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigurationError(f"{source}: a content handler must be a mapping")
+        return cls.from_dict(data, source=source)
+
+    def check(self) -> None:
+        """Compile the template and every expression now, so mistakes surface at load time."""
+        self._template  # noqa: B018 - compiles
+        specs: list[Any] = [self.response, self.stream]
+        for spec in specs:
+            if spec is None:
+                continue
+            for key, value in spec:
+                if isinstance(value, str):
+                    compile_expression(value)
+                elif isinstance(value, UsageSpec):
+                    for _, expression in value:
+                        if expression is not None:
+                            compile_expression(expression)
+                elif key != "format" and value is not None:  # pragma: no cover - schema forbids
+                    raise ConfigurationError(f"unexpected value for {key}")
+
+    # -- requests -----------------------------------------------------------------
+
+    @cached_property
+    def _template(self) -> Any:
+        return compile_template(self.request_template)
+
+    def build_parameters(
+        self, standard: dict[str, Any], extra: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Container parameters: defaults, then ``extra`` (container names), then the
+        LangChain standard parameters mapped to the container's names.
+
+        A standard parameter the container does not support is dropped (``stop`` is
+        still applied client-side by the adapters).
+        """
+        parameters = dict(self.default_parameters)
+        if extra:
+            parameters.update(extra)
+        for key, value in standard.items():
+            if value is None:
+                continue
+            target = self.parameters.get(key, key)
+            if target is not None:
+                parameters[target] = value
+        return parameters
+
+    def render_request(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: list[dict[str, Any]] | None = None,
+        parameters: dict[str, Any] | None = None,
+        stream: bool = False,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
+        response_format: Any = None,
+    ) -> bytes:
+        """Render the request body for a prompt or chat messages (OpenAI dicts)."""
+        if (prompt is None) == (messages is None):
+            raise ConfigurationError("render_request takes exactly one of prompt= or messages=")
+        if tools and not self.supports_tools:
+            raise ConfigurationError(
+                f"content handler {self.name!r} cannot carry tools; use a messages container "
+                "(content_handler='openai')"
+            )
+        context = {
+            "prompt": prompt,
+            "messages": messages,
+            "parameters": parameters or {},
+            "stream": stream,
+            "tools": tools,
+            "tool_choice": tool_choice,
+            "response_format": response_format,
+        }
+        text = render(self._template, context, what=f"request template of {self.name!r}")
+        try:
+            body = text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ConfigurationError(
+                f"the request contains a lone surrogate (position {exc.start}) that cannot be "
+                "encoded as UTF-8; containers reject such text, so it is refused before sending"
+            ) from exc
+        if "json" in self.content_type:
+            try:
+                json.loads(body)
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"request template of {self.name!r} produced invalid JSON ({exc}): "
+                    f"{_snippet(body)}"
+                ) from exc
+        return body
+
+    # -- replies ------------------------------------------------------------------
+
+    def _getter(self, expression: str | None) -> Getter | None:
+        return None if expression is None else compile_expression(expression)
+
+    def parse_response(self, body: bytes) -> ParsedOutput:
+        """Parse a whole reply into text, finish reason, usage and tool calls."""
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            if "json" in self.accept:
+                raise ResponseParseError(
+                    f"reply is not JSON as handler {self.name!r} expects",
+                    body_snippet=_snippet(body),
+                ) from exc
+            return ParsedOutput(text=body.decode("utf-8", "replace"), raw=body)
+        spec = self.response
+        error = self._getter(spec.error)
+        if error is not None and (detail := error(data)) is not None:
+            raise ModelError(
+                f"container reported an error: {detail}", original_message=str(detail)
+            )
+        text = compile_expression(spec.text)(data)
+        tool_calls_get = self._getter(spec.tool_calls)
+        tool_calls = tool_calls_get(data) if tool_calls_get else None
+        if text is None and not tool_calls:
+            raise ResponseParseError(
+                f"reply has no text at {spec.text!r} (handler {self.name!r})",
+                body_snippet=_snippet(body),
+            )
+        if text is not None and not isinstance(text, str):
+            text = json.dumps(text, ensure_ascii=False)
+        finish = self._getter(spec.finish_reason)
+        model = self._getter(spec.model_name)
+        return ParsedOutput(
+            text=text or "",
+            finish_reason=normalize_finish_reason(finish(data)) if finish else None,
+            usage=_usage(spec.usage, data),
+            raw=data,
+            tool_calls=list(tool_calls) if tool_calls else None,
+            model_name=model(data) if model else None,
+        )
+
+    @cached_property
+    def _stream_getters(self) -> tuple[Getter | None, ...]:
+        spec = self.stream
+        if spec is None:
+            return (None,) * 6
+        return (
+            self._getter(spec.text),
+            self._getter(spec.skip),
+            self._getter(spec.finish_reason),
+            self._getter(spec.tool_calls),
+            self._getter(spec.error),
+            self._getter(spec.model_name),
+        )
+
+    def parse_stream_record(self, record: str) -> StreamDelta:
+        """Parse one decoded stream record (a JSON document, or raw text)."""
+        spec = self.stream
+        if spec is None:
+            raise ConfigurationError(f"content handler {self.name!r} does not stream")
+        if spec.format == "raw":
+            return StreamDelta(text=record, raw=record)
+        try:
+            data = json.loads(record)
+        except ValueError as exc:
+            raise StreamError(
+                f"stream record is not JSON as handler {self.name!r} expects: {_snippet(record)}"
+            ) from exc
+        text_get, skip_get, finish_get, tools_get, error_get, model_get = self._stream_getters
+        if error_get is not None and (detail := error_get(data)) is not None:
+            raise StreamError(f"the container reported an error mid-stream: {detail}")
+        finish = normalize_finish_reason(finish_get(data)) if finish_get else None
+        if finish == "error":
+            raise StreamError(f"the container ended the stream with an error: {_snippet(record)}")
+        text = text_get(data) if text_get else None
+        if text is not None and skip_get is not None and skip_get(data):
+            text = None
+        tool_chunks = tools_get(data) if tools_get else None
+        return StreamDelta(
+            text=text if isinstance(text, str) else "",
+            finish_reason=finish,
+            usage=_usage(spec.usage, data),
+            tool_call_chunks=list(tool_chunks) if tool_chunks else [],
+            model_name=model_get(data) if model_get else None,
+            raw=data,
+        )
+
+
+@lru_cache(maxsize=64)
+def _load_preset(name: str) -> ContentHandler:
+    path = templates_dir() / "handlers" / f"{name}.yaml"
+    if not name or "/" in name or not path.is_file():
+        known = ", ".join(list_presets()) or "(none found)"
+        raise ConfigurationError(f"unknown content handler preset {name!r}; presets: {known}")
+    return ContentHandler._from_yaml_text(path.read_text(encoding="utf-8"), source=str(path))

@@ -1,0 +1,98 @@
+"""Error classes and the mapping of botocore failures onto them."""
+
+from __future__ import annotations
+
+import pytest
+from botocore import exceptions as bx
+from langchain_core import exceptions as lc
+
+from sm_llm import errors as e
+from sm_llm._transport import log_url_from_arn, map_error
+
+
+def client_error(code: str, status: int, message: str = "msg", **extra: object) -> bx.ClientError:
+    response = {
+        "Error": {"Code": code, "Message": message},
+        "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "rid-1"},
+        **extra,
+    }
+    return bx.ClientError(response, "InvokeEndpoint")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "cls", "category", "retryable"),
+    [
+        ("ValidationError", 400, e.RequestValidationError, lc.ModelInvalidRequestError, False),
+        ("ModelNotReadyException", 429, e.ModelNotReadyError, lc.ModelRateLimitError, True),
+        ("ThrottlingException", 429, e.ThrottlingError, lc.ModelRateLimitError, True),
+        ("ServiceUnavailable", 503, e.ServiceUnavailableError, lc.ModelAPIError, True),
+        ("InternalFailure", 500, e.InternalFailureError, lc.ModelAPIError, True),
+        ("InternalDependencyException", 530, e.InternalDependencyError, lc.ModelAPIError, False),
+        ("503", 503, e.ServiceUnavailableError, lc.ModelAPIError, True),
+    ],
+)
+def test_service_errors(code: str, status: int, cls: type, category: type, retryable: bool) -> None:
+    err = map_error(client_error(code, status), "InvokeEndpoint", "ep")
+    assert type(err) is cls
+    assert isinstance(err, category) and isinstance(err, e.SageMakerError) and isinstance(err, lc.ModelError)
+    assert err.is_retryable is retryable
+    assert err.status_code == status and err.request_id == "rid-1"
+    assert "'ep'" in str(err)
+
+
+def test_endpoint_not_found() -> None:
+    err = map_error(client_error("ValidationError", 400, "Endpoint nope of account 123456789012 not found."), "InvokeEndpoint", "nope")
+    assert isinstance(err, e.EndpointNotFoundError) and isinstance(err, lc.ModelNotFoundError)
+
+
+def test_model_error_fields() -> None:
+    arn = "arn:aws:logs:us-west-2:123456789012:log-group:/aws/sagemaker/Endpoints/ep"
+    err = map_error(
+        client_error("ModelError", 424, 'Received client error (422) from primary with message "bad"', OriginalStatusCode=422, OriginalMessage="bad", LogStreamArn=arn),
+        "InvokeEndpoint",
+        "ep",
+    )
+    assert isinstance(err, e.ModelError) and not err.is_retryable
+    assert (err.original_status_code, err.original_message, err.log_stream_arn) == (422, "bad", arn)
+    assert err.log_url == "https://us-west-2.console.aws.amazon.com/cloudwatch/home?region=us-west-2#logEventViewer:group=/aws/sagemaker/Endpoints/ep"
+
+
+def test_log_url_from_arn_rejects_other_arns() -> None:
+    assert log_url_from_arn(None) is None
+    assert log_url_from_arn("arn:aws:s3:::bucket") is None
+
+
+def test_stream_errors_keep_code_and_partial_text() -> None:
+    exc = bx.EventStreamError({"Error": {"Code": "ModelStreamError", "Message": "timed out"}}, "InvokeEndpointWithResponseStream")
+    err = map_error(exc, "InvokeEndpointWithResponseStream", "ep", partial_text="so far")
+    assert isinstance(err, e.StreamError) and err.partial_text == "so far" and err.error_code == "ModelStreamError"
+    assert not err.is_retryable
+
+
+@pytest.mark.parametrize(
+    ("exc", "cls"),
+    [
+        (bx.ReadTimeoutError(endpoint_url="http://x"), e.RequestTimeoutError),
+        (bx.ConnectTimeoutError(endpoint_url="http://x"), e.RequestTimeoutError),
+        (bx.EndpointConnectionError(endpoint_url="http://x"), e.EndpointUnreachableError),
+        (bx.NoCredentialsError(), e.ConfigurationError),
+        (bx.NoRegionError(), e.ConfigurationError),
+    ],
+)
+def test_transport_errors(exc: Exception, cls: type) -> None:
+    assert type(map_error(exc, "InvokeEndpoint", "ep")) is cls
+
+
+def test_timeout_is_langchain_timeout() -> None:
+    assert issubclass(e.RequestTimeoutError, lc.ModelTimeoutError)
+    assert issubclass(e.ConfigurationError, ValueError)
+
+
+def test_missing_region_says_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sm_llm._transport import ClientSettings, create_client
+
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    with pytest.raises(e.ConfigurationError, match="region"):
+        create_client(ClientSettings())
