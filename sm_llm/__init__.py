@@ -1,1 +1,39 @@
-"""sm_llm: Amazon SageMaker endpoints as LangChain models."""
+"""sm_llm: Amazon SageMaker endpoints as first-class LangChain models.
+
+>>> from sm_llm import SageMakerLLM
+>>> llm = SageMakerLLM(endpoint_name="my-tgi", content_handler="tgi", region_name="us-east-1")
+"""
+
+from sm_llm.errors import (
+    AsyncInferenceError,
+    ConfigurationError,
+    EndpointNotFoundError,
+    JobTimeoutError,
+    ModelError,
+    ModelNotReadyError,
+    RequestValidationError,
+    ResponseParseError,
+    SageMakerError,
+    StreamError,
+)
+from sm_llm.handlers import ContentHandler, ParsedOutput
+from sm_llm.llms import SageMakerLLM
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncInferenceError",
+    "ConfigurationError",
+    "ContentHandler",
+    "EndpointNotFoundError",
+    "JobTimeoutError",
+    "ModelError",
+    "ModelNotReadyError",
+    "ParsedOutput",
+    "RequestValidationError",
+    "ResponseParseError",
+    "SageMakerError",
+    "SageMakerLLM",
+    "StreamError",
+    "__version__",
+]

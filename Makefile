@@ -1,0 +1,48 @@
+# The two commands of the README: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_PORT ?= 18080
+
+.PHONY: install demo test unit integration lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,aio]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Starts the local SageMaker-compatible endpoint in its own process, runs the
+# quickstart against it through boto3, and stops it again.
+demo: $(STAMP)
+	@$(VENV)/bin/sm-llm local serve --port $(DEMO_PORT) > $(VENV)/demo-server.log 2>&1 & \
+	server=$$!; trap 'kill $$server 2>/dev/null' EXIT; \
+	for i in $$(seq 1 100); do \
+	  $(PY) -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$(DEMO_PORT)/ping', timeout=1)" 2>/dev/null && break; \
+	  kill -0 $$server 2>/dev/null || { cat $(VENV)/demo-server.log; exit 1; }; \
+	  sleep 0.1; \
+	done; \
+	AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=http://127.0.0.1:$(DEMO_PORT) $(PY) examples/quickstart.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest -q tests/integration
+
+lint: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'
+	for script in bench/*.py; do $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) dist build *.egg-info .pytest_cache .mypy_cache .ruff_cache

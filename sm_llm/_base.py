@@ -1,0 +1,326 @@
+"""What the LLM and chat adapters share: fields, the client, request preparation
+and the sync/async I/O loops. The adapters only convert LangChain inputs and
+outputs; everything between the handler and the transport lives here once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
+
+from sm_llm import _transport
+from sm_llm._decoding import StreamDecoder
+from sm_llm._routing import (
+    INVOKE,
+    ROUTING_FIELDS,
+    STREAM,
+    Operation,
+    Routing,
+    check_body_size,
+    check_endpoint_name,
+)
+from sm_llm._stop import StopScanner
+from sm_llm.errors import ConfigurationError, SageMakerError, StreamError
+from sm_llm.handlers import ContentHandler, ParsedOutput, StreamDelta
+
+__all__ = ["PreparedRequest", "SageMakerBase", "StreamAssembler"]
+
+_STANDARD = ("max_tokens", "temperature", "top_p")
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedRequest:
+    """A validated request, ready for the transport; building it sends nothing."""
+
+    operation: Operation
+    params: dict[str, Any]
+    stop: list[str] | None
+    handler: ContentHandler
+
+
+class StreamAssembler:
+    """Sans-IO: stream deltas in, text to emit out, with literal stop handling."""
+
+    __slots__ = ("emitted", "finish_reason", "model_name", "scanner", "tool_call_chunks", "usage")
+
+    def __init__(self, stop: list[str] | None) -> None:
+        self.scanner = StopScanner(stop)
+        self.emitted: list[str] = []
+        self.finish_reason: str | None = None
+        self.usage: dict[str, int] | None = None
+        self.model_name: str | None = None
+        self.tool_call_chunks: list[dict[str, Any]] = []
+
+    @property
+    def stopped(self) -> bool:
+        """A stop sequence was seen: the caller should close the stream now."""
+        return self.scanner.stopped
+
+    def add(self, delta: StreamDelta) -> str:
+        """Account for one record; return the text that may be emitted now."""
+        if delta.finish_reason:
+            self.finish_reason = delta.finish_reason
+        if delta.usage:
+            self.usage = {**(self.usage or {}), **delta.usage}
+        if delta.model_name:
+            self.model_name = delta.model_name
+        piece = self.scanner.feed(delta.text) if delta.text else ""
+        if self.scanner.stopped:
+            self.finish_reason = "stop"
+        if piece:
+            self.emitted.append(piece)
+        return piece
+
+    def finish(self) -> str:
+        """End of stream: release held-back text."""
+        tail = self.scanner.flush()
+        if tail:
+            self.emitted.append(tail)
+        return tail
+
+    @property
+    def text(self) -> str:
+        """Everything emitted so far."""
+        return "".join(self.emitted)
+
+
+class SageMakerBase(BaseModel):
+    """Fields and plumbing shared by :class:`SageMakerLLM` and :class:`ChatSageMaker`."""
+
+    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=())
+
+    endpoint_name: str
+    """The SageMaker endpoint to invoke."""
+    content_handler: str | ContentHandler | dict[str, Any] = "tgi"
+    """Preset name, path to a handler YAML file, a mapping, or a ``ContentHandler``."""
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Generation parameters sent in the body under the container's own names."""
+    temperature: float | None = None
+    max_tokens: int | None = Field(default=None, gt=0)
+    top_p: float | None = None
+    stop: list[str] | None = Field(default=None, alias="stop_sequences")
+    streaming: bool = False
+    """Make ``invoke`` stream and join (tokens reach callbacks as they arrive)."""
+    timeout: float | None = Field(default=None, gt=0)
+    """Per-request timeout in seconds (connect and read); overrides both below."""
+    connect_timeout: float = Field(default=10.0, gt=0)
+    read_timeout: float = Field(default=70.0, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+    max_connections: int = Field(default=64, gt=0)
+    """Size of the HTTP connection pool, and the concurrency of ``batch``."""
+
+    region_name: str | None = None
+    credentials_profile_name: str | None = None
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
+    endpoint_url: str | None = Field(default=None, alias="base_url")
+    config: Any = Field(default=None, exclude=True)
+    """A botocore ``Config`` merged over ours."""
+    client: Any = Field(default=None, exclude=True)
+    """A ready boto3 ``sagemaker-runtime`` client to use instead of creating one."""
+
+    target_model: str | None = None
+    target_variant: str | None = None
+    target_container_hostname: str | None = None
+    inference_component_name: str | None = None
+    custom_attributes: str | dict[str, Any] | None = None
+    enable_explanations: str | bool | None = None
+    session_id: str | None = None
+    inference_id: str | None = None
+
+    _handler: ContentHandler = PrivateAttr()
+    _client: Any = PrivateAttr(default=None)
+    _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                original = (err.get("ctx") or {}).get("error")
+                if isinstance(original, ConfigurationError):
+                    raise original from None
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise ConfigurationError(f"invalid {type(self).__name__}: {problems}") from exc
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Resolve the handler and check routing now — no client is created here."""
+        super().model_post_init(context)
+        check_endpoint_name(self.endpoint_name)
+        self._handler = ContentHandler.resolve(self.content_handler)
+        self._routing().to_params(INVOKE, default_attributes=self._handler.custom_attributes)
+
+    # -- connection ---------------------------------------------------------------
+
+    @property
+    def handler(self) -> ContentHandler:
+        """The resolved content handler."""
+        return self._handler
+
+    def _settings(self) -> _transport.ClientSettings:
+        def secret(value: SecretStr | None) -> str | None:
+            return value.get_secret_value() if value is not None else None
+
+        return _transport.ClientSettings(
+            region_name=self.region_name,
+            profile_name=self.credentials_profile_name,
+            aws_access_key_id=secret(self.aws_access_key_id),
+            aws_secret_access_key=secret(self.aws_secret_access_key),
+            aws_session_token=secret(self.aws_session_token),
+            endpoint_url=self.endpoint_url,
+            connect_timeout=self.timeout or self.connect_timeout,
+            read_timeout=self.timeout or self.read_timeout,
+            max_retries=self.max_retries,
+            max_connections=self.max_connections,
+            config=self.config,
+        )
+
+    def _get_client(self) -> Any:
+        """The boto3 client, created on first use and cached (thread-safe)."""
+        if self.client is not None:
+            return self.client
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = _transport.create_client(self._settings())
+        return self._client
+
+    def close(self) -> None:
+        """Release the client and its connection pool; it is recreated if used again."""
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- requests -----------------------------------------------------------------
+
+    def _routing(self, overrides: Mapping[str, Any] | None = None) -> Routing:
+        base = Routing(**{name: getattr(self, name) for name in ROUTING_FIELDS})
+        return base.merged(overrides) if overrides else base
+
+    def _split_kwargs(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Per-call kwargs → (routing overrides, generation parameters)."""
+        routing = {k: kwargs.pop(k) for k in ROUTING_FIELDS if k in kwargs}
+        return routing, kwargs
+
+    def _parameters(self, call_params: dict[str, Any], stop: list[str] | None) -> dict[str, Any]:
+        standard: dict[str, Any] = {k: getattr(self, k) for k in _STANDARD}
+        extra = dict(self.model_kwargs)
+        for key in list(call_params):
+            if key in _STANDARD:
+                standard[key] = call_params.pop(key)
+        extra.update(call_params)
+        standard["stop"] = stop or None
+        return self._handler.build_parameters(standard, extra)
+
+    def _prepare(
+        self,
+        *,
+        prompt: str | None = None,
+        messages: list[dict[str, Any]] | None = None,
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        stream: bool,
+        render_extra: dict[str, Any] | None = None,
+    ) -> PreparedRequest:
+        """Render and validate one request (sends nothing)."""
+        kwargs = dict(kwargs)
+        overrides, call_params = self._split_kwargs(kwargs)
+        stop = list(stop) if stop is not None else (list(self.stop) if self.stop else None)
+        operation = STREAM if stream else INVOKE
+        handler = self._handler
+        if stream and handler.stream is None:
+            raise ConfigurationError(f"content handler {handler.name!r} does not stream")
+        routing = self._routing(overrides).to_params(
+            operation, default_attributes=handler.custom_attributes
+        )
+        body = handler.render_request(
+            prompt,
+            messages=messages,
+            parameters=self._parameters(call_params, stop),
+            stream=stream,
+            **(render_extra or {}),
+        )
+        check_body_size(body, operation)
+        params: dict[str, Any] = {
+            "EndpointName": self.endpoint_name,
+            "Body": body,
+            "ContentType": handler.content_type,
+            "Accept": handler.accept,
+            **routing,
+        }
+        return PreparedRequest(operation=operation, params=params, stop=stop, handler=handler)
+
+    def _call(self, request: PreparedRequest) -> tuple[ParsedOutput, dict[str, Any]]:
+        """One ``InvokeEndpoint``: parsed output (stop applied by the caller) and metadata."""
+        result = _transport.invoke(self._get_client(), request.params)
+        return request.handler.parse_response(result.body), result.metadata
+
+    def _stream_records(
+        self, request: PreparedRequest, assembler: StreamAssembler
+    ) -> Iterator[tuple[StreamDelta, dict[str, Any]]]:
+        """Deltas of one streamed call; the HTTP stream is closed however iteration ends."""
+        handler = request.handler
+        assert handler.stream is not None
+        result = _transport.invoke_stream(self._get_client(), request.params)
+        decoder = StreamDecoder(handler.stream.format)
+        try:
+            for part in result.parts:
+                for record in decoder.feed(part):
+                    yield handler.parse_stream_record(record), result.metadata
+                if decoder.done or assembler.stopped:
+                    return
+            for record in decoder.close():
+                yield handler.parse_stream_record(record), result.metadata
+        except SageMakerError as exc:
+            raise _with_partial(exc, assembler) from exc.__cause__ or exc
+        finally:
+            result.close()
+
+    async def _astream_records(
+        self, request: PreparedRequest, assembler: StreamAssembler
+    ) -> AsyncIterator[tuple[StreamDelta, dict[str, Any]]]:
+        """Async twin of :meth:`_stream_records`, over the sync client in a worker thread."""
+        import asyncio
+
+        iterator = self._stream_records(request, assembler)
+        sentinel = object()
+        try:
+            while True:
+                item = await asyncio.to_thread(next, iterator, sentinel)
+                if item is sentinel:
+                    return
+                yield item  # type: ignore[misc]
+        finally:
+            await asyncio.to_thread(iterator.close)
+
+
+def _with_partial(exc: SageMakerError, assembler: StreamAssembler) -> SageMakerError:
+    """Attach what was already emitted to a mid-stream failure."""
+    if isinstance(exc, StreamError):
+        exc.partial_text = assembler.text
+        return exc
+    if not assembler.emitted:
+        return exc
+    failure = StreamError(
+        f"{exc} (after {len(assembler.text)} characters were streamed)",
+        partial_text=assembler.text,
+        status_code=exc.status_code,
+        error_code=exc.error_code,
+        request_id=exc.request_id,
+    )
+    return failure

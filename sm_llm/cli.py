@@ -1,0 +1,209 @@
+"""The ``sm-llm`` command line: invoke, render, handlers, local serve.
+
+Bad input prints one line on stderr and exits 2; a failed call prints one line
+and exits 1. No tracebacks for either.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from sm_llm.errors import ConfigurationError, SageMakerError
+
+__all__ = ["main"]
+
+_ROUTING_FLAGS = {
+    "target_model": "--target-model",
+    "target_variant": "--target-variant",
+    "target_container_hostname": "--target-container-hostname",
+    "inference_component_name": "--inference-component",
+    "custom_attributes": "--custom-attributes",
+    "enable_explanations": "--enable-explanations",
+    "session_id": "--session-id",
+    "inference_id": "--inference-id",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"sm-llm: error: {message} (see 'sm-llm --help')\n")
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prompt", help="the prompt; '-' reads it from standard input")
+    parser.add_argument("--config", help="YAML file with the adapter's fields")
+    parser.add_argument("--endpoint", help="endpoint name")
+    parser.add_argument("--handler", help="content handler preset or YAML file (default tgi)")
+    parser.add_argument("--region", help="AWS region")
+    parser.add_argument("--endpoint-url", help="SageMaker Runtime URL (e.g. the local endpoint)")
+    parser.add_argument("--profile", help="AWS credentials profile")
+    parser.add_argument("--max-tokens", type=int)
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--stop", action="append", help="stop sequence (repeatable)")
+    parser.add_argument(
+        "--param", action="append", default=[], metavar="KEY=JSON",
+        help="extra body parameter, value parsed as JSON when it can be (repeatable)",
+    )
+    for field, flag in _ROUTING_FLAGS.items():
+        parser.add_argument(flag, dest=field)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sm-llm", description="LLMs on Amazon SageMaker endpoints, from the shell.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    invoke = commands.add_parser("invoke", help="call an endpoint and print the reply")
+    _add_model_args(invoke)
+    invoke.add_argument("--stream", action="store_true", help="print tokens as they arrive")
+    invoke.add_argument("--json", action="store_true", help="print text and metadata as JSON")
+
+    render = commands.add_parser("render", help="print the exact request (sends nothing)")
+    _add_model_args(render)
+    render.add_argument("--stream", action="store_true", help="render the streaming request")
+
+    commands.add_parser("handlers", help="list the content handler presets")
+
+    local = commands.add_parser("local", help="the local SageMaker-compatible endpoint")
+    local_commands = local.add_subparsers(dest="local_command", required=True, parser_class=_Parser)
+    serve = local_commands.add_parser("serve", help="serve the local endpoint until Ctrl-C")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--config", help="YAML file with endpoints and fault injection")
+    serve.add_argument("--upstream", help="forward to a container at this URL (POST /invocations)")
+    serve.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
+    return parser
+
+
+def _param_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _llm(args: argparse.Namespace) -> Any:
+    from sm_llm.llms import SageMakerLLM
+
+    fields: dict[str, Any] = {}
+    if args.config:
+        import yaml
+
+        try:
+            with open(args.config, encoding="utf-8") as handle:
+                loaded = yaml.safe_load(handle) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigurationError(f"cannot read {args.config}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigurationError(f"{args.config}: expected a mapping of fields")
+        loaded.pop("kind", None)
+        fields.update(loaded)
+    for key, value in (
+        ("endpoint_name", args.endpoint),
+        ("content_handler", args.handler),
+        ("region_name", args.region),
+        ("endpoint_url", args.endpoint_url),
+        ("credentials_profile_name", args.profile),
+        ("max_tokens", args.max_tokens),
+        ("temperature", args.temperature),
+        ("stop", args.stop),
+        *((field, getattr(args, field)) for field in _ROUTING_FLAGS),
+    ):
+        if value is not None:
+            fields[key] = value
+    extra = dict(fields.pop("model_kwargs", None) or {})
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigurationError(f"--param expects KEY=VALUE, got {item!r}")
+        extra[key] = _param_value(value)
+    if "endpoint_name" not in fields:
+        raise ConfigurationError("--endpoint (or endpoint_name in --config) is required")
+    return SageMakerLLM(model_kwargs=extra, **fields)
+
+
+def _prompt(args: argparse.Namespace) -> str:
+    return sys.stdin.read() if args.prompt == "-" else str(args.prompt)
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    llm = _llm(args)
+    prompt = _prompt(args)
+    if args.stream:
+        for piece in llm.stream(prompt):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return 0
+    result = llm.generate([prompt])
+    generation = result.generations[0][0]
+    if args.json:
+        print(json.dumps({"text": generation.text, **(generation.generation_info or {})}, indent=2))
+    else:
+        print(generation.text)
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from sm_llm._wire import describe_request
+
+    llm = _llm(args)
+    request = llm._prepare(prompt=_prompt(args), stop=None, kwargs={}, stream=args.stream)
+    print(describe_request(request.operation, request.params))
+    return 0
+
+
+def _handlers() -> int:
+    from sm_llm.handlers import ContentHandler, list_presets
+
+    rows = []
+    for name in list_presets():
+        handler = ContentHandler.from_preset(name)
+        stream = handler.stream.format if handler.stream else "-"
+        rows.append((name, handler.input, stream, handler.description))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'preset':<{width}}  input     stream  description")
+    for name, kind, stream, description in rows:
+        print(f"{name:<{width}}  {kind:<8}  {stream:<6}  {description}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from sm_llm.local import serve
+
+    serve(
+        host=args.host,
+        port=args.port,
+        config_path=args.config,
+        upstream=args.upstream,
+        allow_remote=args.allow_remote,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sm-llm`` console script."""
+    args = _build_parser().parse_args(argv)
+    try:
+        if args.command == "invoke":
+            return _invoke(args)
+        if args.command == "render":
+            return _render(args)
+        if args.command == "handlers":
+            return _handlers()
+        return _serve(args)
+    except ConfigurationError as exc:
+        print(f"sm-llm: error: {exc}", file=sys.stderr)
+        return 2
+    except SageMakerError as exc:
+        print(f"sm-llm: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,214 @@
+"""``SageMakerLLM``: a LangChain text-completion model on a SageMaker endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseLLM, LangSmithParams
+from langchain_core.outputs import Generation, GenerationChunk, LLMResult
+
+from sm_llm._base import PreparedRequest, SageMakerBase, StreamAssembler
+from sm_llm._stop import truncate_at_stop
+from sm_llm.handlers import ParsedOutput
+
+__all__ = ["SageMakerLLM"]
+
+
+def _generation_info(
+    metadata: dict[str, Any],
+    *,
+    finish_reason: str | None,
+    usage: dict[str, int] | None,
+    model_name: str | None,
+) -> dict[str, Any]:
+    info: dict[str, Any] = {k: v for k, v in metadata.items() if k != "content_type"}
+    info["finish_reason"] = finish_reason
+    if usage:
+        info["usage"] = usage
+    if model_name:
+        info["model_name"] = model_name
+    return info
+
+
+class SageMakerLLM(SageMakerBase, BaseLLM):
+    """A text-completion model served by a SageMaker endpoint.
+
+    Example:
+        .. code-block:: python
+
+            from sm_llm import SageMakerLLM
+
+            llm = SageMakerLLM(endpoint_name="my-tgi", content_handler="tgi",
+                               region_name="us-east-1", max_tokens=128)
+            llm.invoke("Tell me a joke")
+            llm.invoke("...", target_model="model-b.tar.gz")   # per-call routing
+    """
+
+    @property
+    def _llm_type(self) -> str:
+        return "amazon_sagemaker"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "endpoint_name": self.endpoint_name,
+            "content_handler": self.handler.name,
+            "target_model": self.target_model,
+            "inference_component_name": self.inference_component_name,
+            "model_kwargs": self.model_kwargs,
+        }
+
+    def _model_name(self) -> str:
+        return self.inference_component_name or self.target_model or self.endpoint_name
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "amazon_sagemaker"
+        params["ls_model_name"] = kwargs.get("inference_component_name") or kwargs.get(
+            "target_model"
+        ) or self._model_name()
+        if self.temperature is not None:
+            params["ls_temperature"] = self.temperature
+        if self.max_tokens is not None:
+            params["ls_max_tokens"] = self.max_tokens
+        if stop or self.stop:
+            params["ls_stop"] = stop or self.stop
+        return params
+
+    # -- whole replies ------------------------------------------------------------
+
+    def _to_generation(self, parsed: ParsedOutput, metadata: dict[str, Any], request: PreparedRequest) -> Generation:
+        text, stopped = truncate_at_stop(parsed.text, request.stop)
+        return Generation(
+            text=text,
+            generation_info=_generation_info(
+                metadata,
+                finish_reason="stop" if stopped else parsed.finish_reason,
+                usage=parsed.usage,
+                model_name=parsed.model_name,
+            ),
+        )
+
+    def _one(self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]) -> Generation:
+        request = self._prepare(prompt=prompt, stop=stop, kwargs=kwargs, stream=False)
+        parsed, metadata = self._call(request)
+        return self._to_generation(parsed, metadata, request)
+
+    def _generate(
+        self,
+        prompts: list[str],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        if self.streaming and len(prompts) == 1:
+            generation: Generation | None = None
+            for chunk in self._stream(prompts[0], stop=stop, run_manager=run_manager, **kwargs):
+                generation = chunk if generation is None else generation + chunk
+            return self._result([[generation or Generation(text="")]])
+        if len(prompts) == 1:
+            return self._result([[self._one(prompts[0], stop, kwargs)]])
+        # langchain-core hands a whole batch to one _generate call: run it concurrently.
+        self._get_client()
+        workers = min(len(prompts), self.max_connections)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sm-llm") as pool:
+            futures = [pool.submit(self._one, p, stop, kwargs) for p in prompts]
+            return self._result([[f.result()] for f in futures])
+
+    def _result(self, generations: list[list[Generation]]) -> LLMResult:
+        return LLMResult(
+            generations=generations,  # type: ignore[arg-type]
+            llm_output={"endpoint_name": self.endpoint_name, "model_name": self._model_name()},
+        )
+
+    async def _agenerate(
+        self,
+        prompts: list[str],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        import asyncio
+
+        if self.streaming and len(prompts) == 1:
+            generation: Generation | None = None
+            async for chunk in self._astream(prompts[0], stop=stop, run_manager=run_manager, **kwargs):
+                generation = chunk if generation is None else generation + chunk
+            return self._result([[generation or Generation(text="")]])
+        await asyncio.to_thread(self._get_client)
+        results = await asyncio.gather(
+            *(asyncio.to_thread(self._one, p, stop, kwargs) for p in prompts)
+        )
+        return self._result([[g] for g in results])
+
+    # -- streams ------------------------------------------------------------------
+
+    def _final_chunk(self, assembler: StreamAssembler, metadata: dict[str, Any], tail: str) -> GenerationChunk:
+        return GenerationChunk(
+            text=tail,
+            generation_info=_generation_info(
+                metadata,
+                finish_reason=assembler.finish_reason,
+                usage=assembler.usage,
+                model_name=assembler.model_name,
+            ),
+        )
+
+    def _stream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[GenerationChunk]:
+        request = self._prepare(prompt=prompt, stop=stop, kwargs=kwargs, stream=True)
+        assembler = StreamAssembler(request.stop)
+        metadata: dict[str, Any] = {}
+        records = self._stream_records(request, assembler)
+        try:
+            for delta, metadata in records:
+                piece = assembler.add(delta)
+                if piece:
+                    chunk = GenerationChunk(text=piece)
+                    if run_manager:
+                        run_manager.on_llm_new_token(piece, chunk=chunk)
+                    yield chunk
+                if assembler.stopped:
+                    break
+        finally:
+            records.close()
+        tail = assembler.finish()
+        if tail and run_manager:
+            run_manager.on_llm_new_token(tail)
+        yield self._final_chunk(assembler, metadata, tail)
+
+    async def _astream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[GenerationChunk]:
+        request = self._prepare(prompt=prompt, stop=stop, kwargs=kwargs, stream=True)
+        assembler = StreamAssembler(request.stop)
+        metadata: dict[str, Any] = {}
+        records = self._astream_records(request, assembler)
+        try:
+            async for delta, metadata in records:
+                piece = assembler.add(delta)
+                if piece:
+                    chunk = GenerationChunk(text=piece)
+                    if run_manager:
+                        await run_manager.on_llm_new_token(piece, chunk=chunk)
+                    yield chunk
+                if assembler.stopped:
+                    break
+        finally:
+            await records.aclose()
+        tail = assembler.finish()
+        if tail and run_manager:
+            await run_manager.on_llm_new_token(tail)
+        yield self._final_chunk(assembler, metadata, tail)
