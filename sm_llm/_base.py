@@ -5,10 +5,12 @@ outputs; everything between the handler and the transport lives here once.
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 
@@ -28,6 +30,8 @@ from sm_llm.errors import ConfigurationError, SageMakerError, StreamError
 from sm_llm.handlers import ContentHandler, ParsedOutput, StreamDelta
 
 __all__ = ["PreparedRequest", "SageMakerBase", "StreamAssembler"]
+
+T = TypeVar("T")
 
 _STANDARD = ("max_tokens", "temperature", "top_p")
 
@@ -136,6 +140,7 @@ class SageMakerBase(BaseModel):
     _handler: ContentHandler = PrivateAttr()
     _client: Any = PrivateAttr(default=None)
     _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _pool: ThreadPoolExecutor | None = PrivateAttr(default=None)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -193,12 +198,31 @@ class SageMakerBase(BaseModel):
                     self._client = _transport.create_client(self._settings())
         return self._client
 
+    def _executor(self) -> ThreadPoolExecutor:
+        """Worker threads for async calls without aiobotocore, as many as the pool has
+        connections (asyncio's default executor has only ``cpu_count + 4``)."""
+        if self._pool is None:
+            with self._client_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(
+                        max_workers=self.max_connections, thread_name_prefix="sm-llm"
+                    )
+        return self._pool
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking ``fn`` on the adapter's executor without blocking the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor(), fn, *args)
+
     def close(self) -> None:
-        """Release the client and its connection pool; it is recreated if used again."""
+        """Release the client, its connection pool and worker threads; all are
+        recreated if the adapter is used again."""
         with self._client_lock:
             client, self._client = self._client, None
+            pool, self._pool = self._pool, None
         if client is not None:
             client.close()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> Any:
         return self
@@ -294,19 +318,17 @@ class SageMakerBase(BaseModel):
     async def _astream_records(
         self, request: PreparedRequest, assembler: StreamAssembler
     ) -> AsyncIterator[tuple[StreamDelta, dict[str, Any]]]:
-        """Async twin of :meth:`_stream_records`, over the sync client in a worker thread."""
-        import asyncio
-
+        """Async twin of :meth:`_stream_records`, over the sync client in worker threads."""
         iterator = self._stream_records(request, assembler)
-        sentinel = object()
+        sentinel: Any = object()
         try:
             while True:
-                item = await asyncio.to_thread(next, iterator, sentinel)
+                item = await self._in_thread(next, iterator, sentinel)
                 if item is sentinel:
                     return
-                yield item  # type: ignore[misc]
+                yield item
         finally:
-            await asyncio.to_thread(iterator.close)
+            await self._in_thread(iterator.close)
 
 
 def _with_partial(exc: SageMakerError, assembler: StreamAssembler) -> SageMakerError:

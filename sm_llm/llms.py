@@ -138,10 +138,8 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
             async for chunk in self._astream(prompts[0], stop=stop, run_manager=run_manager, **kwargs):
                 generation = chunk if generation is None else generation + chunk
             return self._result([[generation or Generation(text="")]])
-        await asyncio.to_thread(self._get_client)
-        results = await asyncio.gather(
-            *(asyncio.to_thread(self._one, p, stop, kwargs) for p in prompts)
-        )
+        await self._in_thread(self._get_client)
+        results = await asyncio.gather(*(self._in_thread(self._one, p, stop, kwargs) for p in prompts))
         return self._result([[g] for g in results])
 
     # -- streams ------------------------------------------------------------------

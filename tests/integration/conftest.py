@@ -1,0 +1,36 @@
+"""Adapter fixtures: adapters pointed at the shared local endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from sm_llm import SageMakerLLM
+from sm_llm.local import FaultConfig, LocalEndpoint
+
+
+@pytest.fixture
+def ep(local_endpoint: LocalEndpoint) -> LocalEndpoint:
+    """The local endpoint, reset before the test."""
+    return local_endpoint
+
+
+@pytest.fixture
+def fault() -> Callable[..., FaultConfig]:
+    """Build a FaultConfig."""
+    return FaultConfig
+
+
+@pytest.fixture
+def make_llm(ep: LocalEndpoint) -> Callable[..., SageMakerLLM]:
+    """``make_llm(endpoint_name, **fields)`` → a SageMakerLLM on the local endpoint."""
+
+    def make(endpoint_name: str, **fields: Any) -> SageMakerLLM:
+        fields.setdefault("max_retries", 0)
+        return SageMakerLLM(
+            endpoint_name=endpoint_name, endpoint_url=ep.url, region_name="us-east-1", **fields
+        )
+
+    return make
