@@ -24,7 +24,8 @@ demo: $(STAMP)
 	  kill -0 $$server 2>/dev/null || { cat $(VENV)/demo-server.log; exit 1; }; \
 	  sleep 0.1; \
 	done; \
-	AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=http://127.0.0.1:$(DEMO_PORT) $(PY) examples/quickstart.py
+	AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=http://127.0.0.1:$(DEMO_PORT) AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
+	  $(PY) examples/quickstart.py
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider

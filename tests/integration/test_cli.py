@@ -1,0 +1,91 @@
+"""The sm-llm command line, run as a real process against the local endpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+
+def run(*args: str, url: str | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if url:
+        env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = url
+    return subprocess.run(
+        [sys.executable, "-m", "sm_llm.cli", *args],
+        capture_output=True, text=True, timeout=60, env=env, input=stdin,
+    )
+
+
+def test_invoke(ep: Any) -> None:
+    result = run("invoke", "--endpoint", "tgi", "--region", "us-east-1", "hello cli", url=ep.url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Echo: hello cli\n"
+
+
+def test_invoke_json_and_routing(ep: Any) -> None:
+    result = run(
+        "invoke", "--endpoint", "mme", "--region", "us-east-1", "--target-model", "model-b.tar.gz",
+        "--json", "--max-tokens", "2", "a b c", url=ep.url,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["text"] == "B: a" and out["finish_reason"] == "length"
+    assert ep.requests[-1].headers["x-amzn-sagemaker-target-model"] == "model-b.tar.gz"
+
+
+def test_invoke_stream_prints_tokens(ep: Any) -> None:
+    result = run("invoke", "--stream", "--endpoint", "openai", "--handler", "openai", "--region", "us-east-1", "x y", url=ep.url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Echo: x y\n"
+    assert ep.requests[-1].operation == "InvokeEndpointWithResponseStream"
+
+
+def test_prompt_from_stdin(ep: Any) -> None:
+    result = run("invoke", "--endpoint", "tgi", "--region", "us-east-1", "-", url=ep.url, stdin="from stdin")
+    assert result.stdout == "Echo: from stdin\n"
+
+
+def test_render_sends_nothing(ep: Any) -> None:
+    result = run("render", "--endpoint", "mme", "--region", "us-east-1", "--target-model", "m.tar.gz", "--custom-attributes", "a=1", 'say "hi"', url=ep.url)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "operation: InvokeEndpoint"
+    assert lines[1] == "POST /endpoints/mme/invocations"
+    assert "X-Amzn-SageMaker-Target-Model: m.tar.gz" in lines
+    assert "X-Amzn-SageMaker-Custom-Attributes: a=1" in lines
+    assert json.loads(lines[-1])["inputs"] == 'say "hi"'
+    stream = run("render", "--stream", "--endpoint", "tgi", "--region", "us-east-1", "x")
+    assert "X-Amzn-SageMaker-Accept: application/json" in stream.stdout.splitlines()
+    assert ep.requests == []
+
+
+def test_handlers_lists_presets() -> None:
+    result = run("handlers")
+    assert result.returncode == 0
+    for name in ("tgi", "lmi", "openai", "jumpstart", "jumpstart-chat", "text2text"):
+        assert f"\n{name} " in result.stdout
+
+
+def test_bad_input_is_one_line_and_exit_2(ep: Any) -> None:
+    for args in (
+        ("invoke", "--endpoint", "tgi", "--region", "us-east-1", "--target-variant", "bad_name", "x"),
+        ("invoke", "--region", "us-east-1", "x"),
+        ("invoke", "--endpoint", "tgi", "--handler", "nope", "x"),
+        ("bogus",),
+        ("invoke", "--endpoint", "tgi", "--max-tokens", "many", "x"),
+    ):
+        result = run(*args, url=ep.url)
+        assert result.returncode == 2, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "Traceback" not in result.stderr
+    assert ep.requests == []
+
+
+def test_service_error_is_one_line_and_exit_1(ep: Any) -> None:
+    result = run("invoke", "--endpoint", "no-such", "--region", "us-east-1", "x", url=ep.url)
+    assert result.returncode == 1
+    assert result.stderr.startswith("sm-llm: EndpointNotFoundError:")
+    assert len(result.stderr.strip().splitlines()) == 1
