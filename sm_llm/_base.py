@@ -29,7 +29,7 @@ from sm_llm._stop import StopScanner
 from sm_llm.errors import ConfigurationError, SageMakerError, StreamError
 from sm_llm.handlers import ContentHandler, ParsedOutput, StreamDelta
 
-__all__ = ["PreparedRequest", "SageMakerBase", "StreamAssembler"]
+__all__ = ["PreparedRequest", "SageMakerBase", "StreamAssembler", "reply_metadata"]
 
 T = TypeVar("T")
 
@@ -46,10 +46,27 @@ class PreparedRequest:
     handler: ContentHandler
 
 
+def reply_metadata(
+    metadata: dict[str, Any],
+    *,
+    finish_reason: str | None,
+    usage: dict[str, int] | None,
+    model_name: str | None,
+) -> dict[str, Any]:
+    """What came back with a reply: variant, custom attributes, sessions, finish, usage."""
+    info: dict[str, Any] = {k: v for k, v in metadata.items() if k != "content_type"}
+    info["finish_reason"] = finish_reason
+    if usage:
+        info["usage"] = usage
+    if model_name:
+        info["model_name"] = model_name
+    return info
+
+
 class StreamAssembler:
     """Sans-IO: stream deltas in, text to emit out, with literal stop handling."""
 
-    __slots__ = ("emitted", "finish_reason", "model_name", "scanner", "tool_call_chunks", "usage")
+    __slots__ = ("emitted", "finish_reason", "metadata", "model_name", "scanner", "usage")
 
     def __init__(self, stop: list[str] | None) -> None:
         self.scanner = StopScanner(stop)
@@ -57,7 +74,8 @@ class StreamAssembler:
         self.finish_reason: str | None = None
         self.usage: dict[str, int] | None = None
         self.model_name: str | None = None
-        self.tool_call_chunks: list[dict[str, Any]] = []
+        self.metadata: dict[str, Any] = {}
+        """Reply headers (variant, custom attributes...), set when the stream opens."""
 
     @property
     def stopped(self) -> bool:
@@ -213,6 +231,16 @@ class SageMakerBase(BaseModel):
         """Run blocking ``fn`` on the adapter's executor without blocking the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self._executor(), fn, *args)
 
+    def open_session(self) -> Any:
+        """Open a stateful session; returns a :class:`sm_llm.sessions.Session` to use and close."""
+        from sm_llm.sessions import open_session
+
+        return open_session(self)
+
+    async def aopen_session(self) -> Any:
+        """Async :meth:`open_session`."""
+        return await self._in_thread(self.open_session)
+
     def close(self) -> None:
         """Release the client, its connection pool and worker threads; all are
         recreated if the adapter is used again."""
@@ -229,6 +257,18 @@ class SageMakerBase(BaseModel):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _model_name(self, routing: Mapping[str, Any] | None = None) -> str:
+        """Inference component, target model or endpoint — the most specific wins.
+
+        ``routing`` may be per-call kwargs or prepared boto3 parameters.
+        """
+        given = routing or {}
+        return str(
+            given.get("inference_component_name") or given.get("InferenceComponentName")
+            or given.get("target_model") or given.get("TargetModel")
+            or self.inference_component_name or self.target_model or self.endpoint_name
+        )
 
     # -- requests -----------------------------------------------------------------
 
@@ -296,20 +336,21 @@ class SageMakerBase(BaseModel):
 
     def _stream_records(
         self, request: PreparedRequest, assembler: StreamAssembler
-    ) -> Iterator[tuple[StreamDelta, dict[str, Any]]]:
+    ) -> Iterator[StreamDelta]:
         """Deltas of one streamed call; the HTTP stream is closed however iteration ends."""
         handler = request.handler
         assert handler.stream is not None
         result = _transport.invoke_stream(self._get_client(), request.params)
+        assembler.metadata = result.metadata
         decoder = StreamDecoder(handler.stream.format)
         try:
             for part in result.parts:
                 for record in decoder.feed(part):
-                    yield handler.parse_stream_record(record), result.metadata
+                    yield handler.parse_stream_record(record)
                 if decoder.done or assembler.stopped:
                     return
             for record in decoder.close():
-                yield handler.parse_stream_record(record), result.metadata
+                yield handler.parse_stream_record(record)
         except SageMakerError as exc:
             raise _with_partial(exc, assembler) from exc.__cause__ or exc
         finally:
@@ -317,7 +358,7 @@ class SageMakerBase(BaseModel):
 
     async def _astream_records(
         self, request: PreparedRequest, assembler: StreamAssembler
-    ) -> AsyncIterator[tuple[StreamDelta, dict[str, Any]]]:
+    ) -> AsyncIterator[StreamDelta]:
         """Async twin of :meth:`_stream_records`, over the sync client in worker threads."""
         iterator = self._stream_records(request, assembler)
         sentinel: Any = object()

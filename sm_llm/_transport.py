@@ -6,6 +6,7 @@ botocore raises escapes from here untranslated.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -107,10 +108,8 @@ class StreamResult:
 
     def close(self) -> None:
         """Close the HTTP response (and its connection when unread data remains)."""
-        try:
+        with contextlib.suppress(Exception):  # closing must never mask the real outcome
             self._stream.close()
-        except Exception:  # noqa: BLE001 - closing must never mask the real outcome
-            pass
 
 
 def _metadata(response: dict[str, Any]) -> dict[str, Any]:
@@ -158,7 +157,7 @@ def invoke_stream(client: Any, params: dict[str, Any]) -> StreamResult:
                 if part is not None:
                     yield part.get("Bytes", b"")
         except Exception as exc:
-            raise map_error(exc, operation, endpoint) from exc
+            raise map_error(exc, operation, endpoint, in_stream=True) from exc
 
     return StreamResult(parts=parts(), metadata=_metadata(response), _stream=stream)
 
@@ -201,14 +200,27 @@ def log_url_from_arn(arn: str | None) -> str | None:
 
 
 def map_error(
-    exc: BaseException, operation: str, endpoint: str | None, *, partial_text: str = ""
+    exc: BaseException,
+    operation: str,
+    endpoint: str | None,
+    *,
+    partial_text: str = "",
+    in_stream: bool = False,
 ) -> e.SageMakerError:
-    """Translate anything botocore/urllib3 raised into an ``sm_llm.errors`` exception."""
+    """Translate anything botocore/urllib3 raised into an ``sm_llm.errors`` exception.
+
+    ``in_stream``: the failure happened while reading an event stream that had
+    started, so anything but a modeled error is a :class:`StreamError`.
+    """
     from botocore import exceptions as bx
+    from urllib3.exceptions import HTTPError as Urllib3Error
 
     if isinstance(exc, e.SageMakerError):
         return exc
     where = f"{operation} on endpoint {endpoint!r}" if endpoint else operation
+    if in_stream and not isinstance(exc, bx.ClientError):
+        return e.StreamError(f"{where}: the stream broke: {type(exc).__name__}: {exc}",
+                             partial_text=partial_text)
     if isinstance(exc, bx.ClientError):
         return _client_error(exc, where, partial_text)
     if isinstance(exc, (bx.ReadTimeoutError, bx.ConnectTimeoutError)):
@@ -230,7 +242,7 @@ def map_error(
         return e.ConfigurationError(f"{where}: invalid request: {exc}")
     if isinstance(exc, bx.BotoCoreError):
         return e.EndpointUnreachableError(f"{where} failed: {exc}")
-    if isinstance(exc, OSError):
+    if isinstance(exc, (OSError, Urllib3Error)):
         return e.EndpointUnreachableError(f"{where}: connection failed: {exc}")
     return e.SageMakerError(f"{where} failed: {type(exc).__name__}: {exc}")
 

@@ -10,27 +10,11 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseLLM, LangSmithParams
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 
-from sm_llm._base import PreparedRequest, SageMakerBase, StreamAssembler
+from sm_llm._base import PreparedRequest, SageMakerBase, StreamAssembler, reply_metadata
 from sm_llm._stop import truncate_at_stop
 from sm_llm.handlers import ParsedOutput
 
 __all__ = ["SageMakerLLM"]
-
-
-def _generation_info(
-    metadata: dict[str, Any],
-    *,
-    finish_reason: str | None,
-    usage: dict[str, int] | None,
-    model_name: str | None,
-) -> dict[str, Any]:
-    info: dict[str, Any] = {k: v for k, v in metadata.items() if k != "content_type"}
-    info["finish_reason"] = finish_reason
-    if usage:
-        info["usage"] = usage
-    if model_name:
-        info["model_name"] = model_name
-    return info
 
 
 class SageMakerLLM(SageMakerBase, BaseLLM):
@@ -61,15 +45,10 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
             "model_kwargs": self.model_kwargs,
         }
 
-    def _model_name(self) -> str:
-        return self.inference_component_name or self.target_model or self.endpoint_name
-
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = super()._get_ls_params(stop=stop, **kwargs)
         params["ls_provider"] = "amazon_sagemaker"
-        params["ls_model_name"] = kwargs.get("inference_component_name") or kwargs.get(
-            "target_model"
-        ) or self._model_name()
+        params["ls_model_name"] = self._model_name(kwargs)
         if self.temperature is not None:
             params["ls_temperature"] = self.temperature
         if self.max_tokens is not None:
@@ -84,7 +63,7 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         text, stopped = truncate_at_stop(parsed.text, request.stop)
         return Generation(
             text=text,
-            generation_info=_generation_info(
+            generation_info=reply_metadata(
                 metadata,
                 finish_reason="stop" if stopped else parsed.finish_reason,
                 usage=parsed.usage,
@@ -144,11 +123,11 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
 
     # -- streams ------------------------------------------------------------------
 
-    def _final_chunk(self, assembler: StreamAssembler, metadata: dict[str, Any], tail: str) -> GenerationChunk:
+    def _final_chunk(self, assembler: StreamAssembler, tail: str) -> GenerationChunk:
         return GenerationChunk(
             text=tail,
-            generation_info=_generation_info(
-                metadata,
+            generation_info=reply_metadata(
+                assembler.metadata,
                 finish_reason=assembler.finish_reason,
                 usage=assembler.usage,
                 model_name=assembler.model_name,
@@ -164,10 +143,9 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
     ) -> Iterator[GenerationChunk]:
         request = self._prepare(prompt=prompt, stop=stop, kwargs=kwargs, stream=True)
         assembler = StreamAssembler(request.stop)
-        metadata: dict[str, Any] = {}
         records = self._stream_records(request, assembler)
         try:
-            for delta, metadata in records:
+            for delta in records:
                 piece = assembler.add(delta)
                 if piece:
                     chunk = GenerationChunk(text=piece)
@@ -181,7 +159,7 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         tail = assembler.finish()
         if tail and run_manager:
             run_manager.on_llm_new_token(tail)
-        yield self._final_chunk(assembler, metadata, tail)
+        yield self._final_chunk(assembler, tail)
 
     async def _astream(
         self,
@@ -192,10 +170,9 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
     ) -> AsyncIterator[GenerationChunk]:
         request = self._prepare(prompt=prompt, stop=stop, kwargs=kwargs, stream=True)
         assembler = StreamAssembler(request.stop)
-        metadata: dict[str, Any] = {}
         records = self._astream_records(request, assembler)
         try:
-            async for delta, metadata in records:
+            async for delta in records:
                 piece = assembler.add(delta)
                 if piece:
                     chunk = GenerationChunk(text=piece)
@@ -209,4 +186,4 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         tail = assembler.finish()
         if tail and run_manager:
             await run_manager.on_llm_new_token(tail)
-        yield self._final_chunk(assembler, metadata, tail)
+        yield self._final_chunk(assembler, tail)

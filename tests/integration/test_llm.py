@@ -12,7 +12,6 @@ from langchain_core.prompts import PromptTemplate
 from sm_llm import ConfigurationError, SageMakerLLM
 from sm_llm import errors as e
 
-
 PRESETS = ["tgi", "lmi", "openai", "jumpstart", "jumpstart-chat", "text2text"]
 
 

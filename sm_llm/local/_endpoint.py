@@ -1,0 +1,207 @@
+"""``LocalEndpoint`` (a background server for tests and scripts) and ``serve`` (blocking)."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import threading
+import time
+from types import TracebackType
+from typing import Self
+
+from sm_llm.errors import ConfigurationError
+from sm_llm.local._config import FaultConfig, ServerConfig
+from sm_llm.local._faults import FaultState
+from sm_llm.local._httpserver import LocalHTTPServer
+from sm_llm.local._routing import Router
+from sm_llm.local._server import create_server
+from sm_llm.local._state import AsyncBackend, RecordedRequest, new_state
+from sm_llm.local._upstream import UpstreamContainer
+
+__all__ = ["LocalEndpoint", "serve"]
+
+_POLL_S = 0.02
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class LocalEndpoint:
+    """A SageMaker-Runtime-compatible server on loopback, run in a background thread.
+
+    Use it as a context manager (or call :meth:`start` / :meth:`stop`); point boto3 at
+    :attr:`url`. ``faults`` and ``upstream`` override the ones in ``config``. Binding a
+    non-loopback ``host`` requires ``allow_remote=True``.
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: FaultConfig | None = None,
+        upstream: str | None = None,
+        allow_remote: bool = False,
+        async_backend: AsyncBackend | None = None,
+    ) -> None:
+        if not _is_loopback(host) and not allow_remote:
+            raise ConfigurationError(
+                f"refusing to bind the local endpoint to non-loopback host {host!r}; "
+                "pass allow_remote=True to expose it"
+            )
+        self.config = config if config is not None else ServerConfig()
+        self.host = host
+        self._port = port
+        upstream = upstream if upstream is not None else self.config.upstream
+        self.upstream = UpstreamContainer(upstream) if upstream else None
+        self._router = Router(self.config, self.upstream)
+        self._state = new_state(self.config, self._router, faults)
+        self._state.async_backend = async_backend
+        self._server: LocalHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Bind and start serving in a daemon thread (no-op when already running)."""
+        if self._server is not None:
+            return self
+        self._state.stopping.clear()
+        server = create_server((self.host.strip("[]"), self._port), self._state)
+        self._server = server
+        self._port = int(server.server_address[1])
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="sm-llm-local-server",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving, close every connection and join the threads (bounded)."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        self._state.stopping.set()
+        server.shutdown()
+        server.close_connections(timeout)
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout)
+        self._server = self._thread = None
+        if self.upstream is not None:
+            self.upstream.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- facts --------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound port (0 before :meth:`start` when an ephemeral port was asked)."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` for ``endpoint_url=``."""
+        host = f"[{self.host.strip('[]')}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._port}"
+
+    @property
+    def running(self) -> bool:
+        """Whether the server is started."""
+        return self._server is not None
+
+    @property
+    def endpoint_names(self) -> list[str]:
+        """Names of the configured endpoints."""
+        return self._router.endpoint_names
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every invocation received, oldest first (appends are atomic; ``clear()`` empties)."""
+        return self._state.requests
+
+    @property
+    def faults(self) -> FaultConfig:
+        """The live fault configuration (a private copy; ``fail_next`` shrinks as consumed)."""
+        return self._state.faults.config
+
+    @faults.setter
+    def faults(self, value: FaultConfig | None) -> None:
+        self._state.faults = FaultState(value)
+
+    @property
+    def async_backend(self) -> AsyncBackend | None:
+        """The backend serving ``InvokeEndpointAsync`` (``None``: answered with a 400)."""
+        return self._state.async_backend
+
+    @async_backend.setter
+    def async_backend(self, value: AsyncBackend | None) -> None:
+        self._state.async_backend = value
+
+    @property
+    def in_flight(self) -> int:
+        """Invocations being handled right now."""
+        return self._state.in_flight
+
+    @property
+    def peak_in_flight(self) -> int:
+        """Highest :attr:`in_flight` seen since the last :meth:`reset_stats`."""
+        return self._state.peak_in_flight
+
+    def reset_stats(self) -> None:
+        """Reset :attr:`peak_in_flight`."""
+        self._state.reset_stats()
+
+    def reset(self) -> None:
+        """Default faults, no recorded requests, fresh stats."""
+        self.faults = FaultConfig()
+        self.requests.clear()
+        self.reset_stats()
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait until no invocation is in flight; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self._state.in_flight > 0:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL_S)
+        return True
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    config_path: str | None = None,
+    upstream: str | None = None,
+    allow_remote: bool = False,
+) -> None:
+    """Run a local endpoint in the foreground until KeyboardInterrupt."""
+    config = ServerConfig.from_yaml(config_path) if config_path else ServerConfig()
+    endpoint = LocalEndpoint(config, host=host, port=port, upstream=upstream, allow_remote=allow_remote)
+    with endpoint:
+        line = f"sm-llm local endpoint listening on {endpoint.url} (endpoints: {', '.join(endpoint.endpoint_names)})"
+        if endpoint.upstream is not None:
+            line += f" -> upstream {endpoint.upstream.base_url}"
+        with contextlib.suppress(KeyboardInterrupt):
+            print(line, flush=True)
+            threading.Event().wait()

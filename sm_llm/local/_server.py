@@ -1,0 +1,429 @@
+"""The HTTP layer: SageMaker Runtime routes, validation, faults, sessions and replies."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import socket
+import struct
+import uuid
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from sm_llm.local._containers import (
+    CUSTOM_ATTRIBUTES,
+    ContainerRequest,
+    ContainerResponse,
+    ContainerUnavailable,
+    invoke,
+)
+from sm_llm.local._errors import ServiceError, injected_error, model_error
+from sm_llm.local._eventstream import chunked, exception_frame, payload_part
+from sm_llm.local._faults import FaultState, StreamFault, shape_stream
+from sm_llm.local._httpserver import LocalHTTPServer
+from sm_llm.local._routing import Target
+from sm_llm.local._state import RecordedRequest, ServerState
+from sm_llm.local._validation import validate_request
+
+__all__ = ["INVOKE", "INVOKE_ASYNC", "INVOKE_STREAM", "create_server"]
+
+logger = logging.getLogger("sm_llm.local")
+
+INVOKE = "InvokeEndpoint"
+INVOKE_STREAM = "InvokeEndpointWithResponseStream"
+INVOKE_ASYNC = "InvokeEndpointAsync"
+_ROUTES = {
+    "invocations": INVOKE,
+    "invocations-response-stream": INVOKE_STREAM,
+    "async-invocations": INVOKE_ASYNC,
+}
+_PATH = re.compile(r"/endpoints/([^/]+)/([a-z-]+)")
+_READ_CAP = 64 * 1024 * 1024  # larger bodies are refused without being read
+_SESSION = "x-amzn-sagemaker-session-id"
+
+
+class _Abort(Exception):
+    """The client went away; nothing more can be sent."""
+
+
+def _container_headers(operation: str, headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers SageMaker forwards to the container (API headers only)."""
+    out = {k: v for k, v in headers.items() if k.startswith("x-amzn-sagemaker-")}
+    content_type = out.pop("x-amzn-sagemaker-content-type", headers.get("content-type"))
+    accept = out.pop("x-amzn-sagemaker-accept", headers.get("accept"))
+    if content_type is not None:
+        out["content-type"] = content_type
+    if accept is not None:
+        out["accept"] = accept
+    out["x-amzn-sagemaker-forwarded-api"] = operation
+    return out
+
+
+def _request_type(body: bytes) -> str | None:
+    """The session-control ``requestType`` of a small JSON body, if any."""
+    if len(body) > 4096 or b"requestType" not in body:
+        return None
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    value = payload.get("requestType") if isinstance(payload, dict) else None
+    return value if isinstance(value, str) else None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "sm-llm-local"
+    sys_version = ""
+    timeout = 120.0  # idle keep-alive connections are dropped after this
+    disable_nagle_algorithm = True  # else small header+body writes stall on delayed ACKs
+    server: LocalHTTPServer
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s - %s", self.address_string(), format % args)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.wfile.write(data)
+        except OSError as exc:
+            self.close_connection = True
+            raise _Abort from exc
+
+    def _start(self, status: int, headers: Mapping[str, str], reason: str | None = None) -> None:
+        self.send_response(status, reason)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        try:
+            self.end_headers()
+        except OSError as exc:
+            self.close_connection = True
+            raise _Abort from exc
+
+    def _send_body(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self._start(status, {**headers, "Content-Length": str(len(body))})
+        self._write(body)
+
+    def _read_body(self) -> tuple[bytes, int]:
+        """Read the request body; returns it and its length (body empty when over the cap)."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            parts, total = [], 0
+            for _ in range(_READ_CAP):
+                size = int(self.rfile.readline(66).split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline(66)
+                    break
+                total += size
+                if total > _READ_CAP:
+                    self.close_connection = True
+                    return b"", total
+                parts.append(self.rfile.read(size))
+                self.rfile.readline(66)
+            return b"".join(parts), total
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        if length > _READ_CAP:
+            self.close_connection = True
+            return b"", length
+        return self.rfile.read(length), length
+
+    # -- routes -----------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        if urlsplit(self.path).path == "/ping":
+            self._safely(lambda: self._send_body(200, {"Content-Type": "text/plain"}, b""))
+        else:
+            self._unknown()
+
+    def do_POST(self) -> None:
+        match = _PATH.fullmatch(urlsplit(self.path).path)
+        operation = _ROUTES.get(match.group(2)) if match else None
+        if match is None or operation is None:
+            self._read_body()
+            self._unknown()
+            return
+        self._invocation(operation, unquote(match.group(1)))
+
+    do_PUT = do_DELETE = do_PATCH = do_POST
+
+    def _unknown(self) -> None:
+        error = ServiceError(
+            "UnknownOperationException", f"Unknown operation: {self.command} {self.path}"
+        )
+        self._safely(lambda: self._send_error(error, str(uuid.uuid4())))
+
+    def _safely(self, send: Callable[[], None]) -> None:
+        with contextlib.suppress(_Abort):
+            send()
+
+    def _send_error(self, error: ServiceError, request_id: str) -> None:
+        body = json.dumps(error.body()).encode("utf-8")
+        headers = {
+            "Content-Type": "application/json",
+            "x-amzn-ErrorType": error.code,
+            "x-amzn-RequestId": request_id,
+        }
+        headers["Content-Length"] = str(len(body))
+        self._start(error.status, headers, error.code if error.status == 530 else None)
+        self._write(body)
+
+    # -- invocations ------------------------------------------------------------------------
+
+    def _invocation(self, operation: str, endpoint_name: str) -> None:
+        state = self.server.state
+        body, length = self._read_body()
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        record = RecordedRequest(operation, endpoint_name, headers, body, str(uuid.uuid4()))
+        state.requests.append(record)
+        state.enter()
+        try:
+            self._serve(record, length)
+        except ServiceError as error:
+            record.status, record.error_code = error.status, error.code
+            try:
+                self._send_error(error, record.request_id)
+            except _Abort:
+                record.client_disconnected = True
+        except _Abort:
+            record.client_disconnected = True
+            if record.stream_completed is not None:
+                record.stream_completed = False
+        finally:
+            state.leave()
+
+    def _serve(self, record: RecordedRequest, length: int) -> None:
+        state = self.server.state
+        faults = state.faults  # one snapshot per request, even if reassigned meanwhile
+        if state.wait(faults.config.latency_ms / 1000.0):
+            raise ServiceError("ServiceUnavailable", "The local endpoint is shutting down.")
+        target = self._admit(record, length, faults)
+        fault = faults.next_fault()
+        if fault == "ConnectionReset":
+            self._reset(record)
+            return
+        if fault is not None and fault != "TruncatedBody":
+            config = state.config
+            raise injected_error(
+                fault, endpoint=record.endpoint_name, region=config.region, account_id=config.account_id
+            )
+        record.error_code = fault
+        truncate = fault is not None
+        request = ContainerRequest(
+            record.body,
+            _container_headers(record.operation, record.headers),
+            target.model,
+            streaming_api=record.operation == INVOKE_STREAM,
+        )
+        if record.operation == INVOKE_ASYNC:
+            self._async(record, target, request)
+            return
+        if record.operation == INVOKE and self._session_control(record, target):
+            return
+        response = self._call(target, request, record.endpoint_name)
+        if record.operation == INVOKE_STREAM:
+            self._stream(record, target, response, faults, truncate)
+            return
+        extra = {}
+        if record.headers.get(_SESSION) == "NEW_SESSION":
+            extra["X-Amzn-SageMaker-New-Session-Id"] = state.sessions.open(record.endpoint_name)
+        self._whole(record, target, response, faults, extra, truncate)
+
+    def _admit(self, record: RecordedRequest, length: int, faults: FaultState) -> Target:
+        """Validate the request, resolve its target and check its session."""
+        state = self.server.state
+        name, headers = record.endpoint_name, record.headers
+        problem = validate_request(record.operation, name, headers, length)
+        if problem is not None:
+            raise ServiceError("ValidationError", problem)
+        target = state.router.resolve(name, headers, faults)
+        record.invoked_variant = target.variant
+        session = headers.get(_SESSION)
+        if session not in (None, "NEW_SESSION") and not state.sessions.is_open(name, session):
+            raise ServiceError(
+                "ValidationError",
+                f"Session {session} is not valid: it does not exist, has expired or was closed.",
+            )
+        return target
+
+    def _reset(self, record: RecordedRequest) -> None:
+        """Drop the connection with a TCP reset instead of answering."""
+        record.error_code = "ConnectionReset"
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
+    def _session_control(self, record: RecordedRequest, target: Target) -> bool:
+        """Answer a ``requestType`` NEW_SESSION / CLOSE body; False when it is not one."""
+        sessions = self.server.state.sessions
+        session = record.headers.get(_SESSION)
+        request_type = _request_type(record.body)
+        if session == "NEW_SESSION" and request_type == "NEW_SESSION":
+            opened = sessions.open(record.endpoint_name)
+            ack = {"result": "session created", "sessionId": opened.split(";")[0]}
+            self._reply_json(record, target, ack, {"X-Amzn-SageMaker-New-Session-Id": opened})
+            return True
+        if session not in (None, "NEW_SESSION") and request_type == "CLOSE":
+            sessions.close(record.endpoint_name, session)
+            ack = {"result": "session closed", "sessionId": session}
+            self._reply_json(record, target, ack, {"X-Amzn-SageMaker-Closed-Session-Id": session})
+            return True
+        return False
+
+    def _call(self, target: Target, request: ContainerRequest, name: str) -> ContainerResponse:
+        config = self.server.state.config
+
+        def fail(status: int, text: str) -> ServiceError:
+            return model_error(
+                endpoint=name,
+                container_name=target.container_name,
+                status=status,
+                body=text,
+                region=config.region,
+                account_id=config.account_id,
+            )
+
+        try:
+            response = invoke(target.container, request)
+            if 200 <= response.status < 300:
+                return response
+            text = response.body().decode("utf-8", "replace")
+        except ContainerUnavailable as exc:
+            raise fail(0, str(exc)) from exc
+        raise fail(response.status, text)
+
+    def _success_headers(
+        self, record: RecordedRequest, target: Target, content_type: str, response_headers: Mapping[str, str]
+    ) -> dict[str, str]:
+        headers = {
+            "Content-Type": content_type,
+            "x-Amzn-Invoked-Production-Variant": target.variant,
+            "x-amzn-RequestId": record.request_id,
+        }
+        if CUSTOM_ATTRIBUTES in response_headers:
+            headers["X-Amzn-SageMaker-Custom-Attributes"] = response_headers[CUSTOM_ATTRIBUTES]
+        return headers
+
+    def _reply_json(
+        self, record: RecordedRequest, target: Target, obj: Any, extra: Mapping[str, str]
+    ) -> None:
+        headers = {**self._success_headers(record, target, "application/json", {}), **extra}
+        record.status = 200
+        self._send_body(200, headers, json.dumps(obj).encode("utf-8"))
+
+    def _whole(
+        self,
+        record: RecordedRequest,
+        target: Target,
+        response: ContainerResponse,
+        faults: FaultState,
+        extra: Mapping[str, str],
+        truncate: bool,
+    ) -> None:
+        state = self.server.state
+        delay = faults.config.token_delay_ms / 1000.0
+        parts = []
+        try:
+            for piece in response.pieces:
+                if piece.token and delay > 0 and state.wait(delay):
+                    raise ServiceError("ServiceUnavailable", "The local endpoint is shutting down.")
+                parts.append(piece.data)
+        except (ServiceError, _Abort):
+            raise
+        except Exception as exc:
+            error = model_error(
+                endpoint=record.endpoint_name,
+                container_name=target.container_name,
+                status=0,
+                body=f"The container closed the connection: {exc}",
+                region=state.config.region,
+                account_id=state.config.account_id,
+            )
+            raise error from exc
+        body = b"".join(parts)
+        headers = {
+            **self._success_headers(record, target, response.content_type, response.headers),
+            **extra,
+        }
+        record.status = response.status
+        if truncate:
+            self._start(response.status, {**headers, "Content-Length": str(len(body))})
+            self._write(body[: len(body) // 2])
+            self.close_connection = True
+            return
+        self._send_body(response.status, headers, body)
+
+    def _stream(
+        self,
+        record: RecordedRequest,
+        target: Target,
+        response: ContainerResponse,
+        faults: FaultState,
+        truncate: bool,
+    ) -> None:
+        state = self.server.state
+        headers = {
+            **self._success_headers(
+                record, target, "application/vnd.amazon.eventstream", response.headers
+            ),
+            "X-Amzn-SageMaker-Content-Type": response.content_type,
+            "Transfer-Encoding": "chunked",
+        }
+        items = shape_stream(response.pieces, faults.config, faults.split_rng(), state.wait)
+        record.status, record.stream_completed = 200, False
+        try:
+            self._start(200, headers)
+            for index, item in enumerate(items):
+                if truncate and index >= 1:
+                    break
+                if isinstance(item, StreamFault):
+                    # Flags are set before writing what a client may react to first.
+                    record.stream_error, record.stream_completed = item.exception_type, True
+                    self._write(chunked(exception_frame(item.exception_type, item.body())))
+                    # The client may be gone already: it stops at the exception.
+                    self._safely(lambda: self._write(chunked(b"")))
+                    return
+                self._write(chunked(payload_part(item)))
+            if truncate:  # end the connection without the terminating chunk
+                self.close_connection = True
+                return
+            record.stream_completed = True
+            self._write(chunked(b""))
+        finally:
+            items.close()
+
+    def _async(self, record: RecordedRequest, target: Target, request: ContainerRequest) -> None:
+        backend = self.server.state.async_backend
+        if backend is None:
+            raise ServiceError(
+                "ValidationError", "async inference not configured on this local endpoint"
+            )
+        accepted = backend.submit(
+            endpoint_name=record.endpoint_name,
+            target=target,
+            request=request,
+            request_id=record.request_id,
+        )
+        headers = {
+            "Content-Type": "application/json",
+            "x-amzn-RequestId": record.request_id,
+            "X-Amzn-SageMaker-OutputLocation": accepted.output_location,
+        }
+        if accepted.failure_location is not None:
+            headers["X-Amzn-SageMaker-FailureLocation"] = accepted.failure_location
+        record.status = 202
+        self._send_body(202, headers, json.dumps({"InferenceId": accepted.inference_id}).encode())
+
+
+def create_server(address: tuple[str, int], state: ServerState) -> LocalHTTPServer:
+    """Bind a server for ``state`` at ``address`` (not yet serving)."""
+    return LocalHTTPServer(address, state, _Handler)

@@ -1,0 +1,93 @@
+"""Shared fixtures: dummy AWS environment, one local endpoint per run, a boto3 client."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from sm_llm.local import LocalEndpoint
+
+_DUMMY_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+_UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_test_env() -> Iterator[None]:
+    """Dummy credentials and region for the whole run (left alone for live runs)."""
+    if os.environ.get("SM_LLM_LIVE_ENDPOINT"):
+        yield
+        return
+    patch = pytest.MonkeyPatch()
+    for name, value in _DUMMY_ENV.items():
+        patch.setenv(name, value)
+    for name in _UNSET:
+        patch.delenv(name, raising=False)
+    yield
+    patch.undo()
+
+
+@pytest.fixture(scope="session")
+def local_endpoint_session() -> Iterator[LocalEndpoint]:
+    """One LocalEndpoint (default endpoints) for the whole run; prefer ``local_endpoint``."""
+    with LocalEndpoint() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def local_endpoint(local_endpoint_session: LocalEndpoint) -> Iterator[LocalEndpoint]:
+    """The shared LocalEndpoint with default faults, no recorded requests and fresh stats."""
+    local_endpoint_session.wait_idle(5.0)
+    local_endpoint_session.reset()
+    yield local_endpoint_session
+    local_endpoint_session.wait_idle(5.0)
+    local_endpoint_session.reset()
+
+
+@pytest.fixture
+def endpoint(local_endpoint: LocalEndpoint) -> LocalEndpoint:
+    """Alias of ``local_endpoint``."""
+    return local_endpoint
+
+
+def _make_runtime_client(url: str, **config: Any) -> Any:
+    """A sagemaker-runtime client for ``url``: one attempt, 10 s read timeout."""
+    options: dict[str, Any] = {
+        "retries": {"total_max_attempts": 1, "mode": "standard"},
+        "read_timeout": 10,
+        "connect_timeout": 5,
+    }
+    options.update(config)
+    return boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(**options),
+    )
+
+
+@pytest.fixture(scope="session")
+def _runtime_client_session(local_endpoint_session: LocalEndpoint) -> Any:
+    return _make_runtime_client(local_endpoint_session.url)
+
+
+@pytest.fixture
+def runtime_client(local_endpoint: LocalEndpoint, _runtime_client_session: Any) -> Any:
+    """boto3 ``sagemaker-runtime`` client bound to ``local_endpoint`` (no retries)."""
+    return _runtime_client_session
+
+
+@pytest.fixture
+def runtime_client_factory() -> Any:
+    """``factory(url, **botocore_config)`` → a sagemaker-runtime client (no retries by default)."""
+    return _make_runtime_client
