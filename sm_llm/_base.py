@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Valid
 from sm_llm import _transport
 from sm_llm._decoding import StreamDecoder
 from sm_llm._routing import (
+    ASYNC,
     INVOKE,
     ROUTING_FIELDS,
     STREAM,
@@ -298,14 +299,18 @@ class SageMakerBase(BaseModel):
         messages: list[dict[str, Any]] | None = None,
         stop: list[str] | None,
         kwargs: dict[str, Any],
-        stream: bool,
+        operation: Operation,
         render_extra: dict[str, Any] | None = None,
     ) -> PreparedRequest:
-        """Render and validate one request (sends nothing)."""
+        """Render and validate one request (sends nothing).
+
+        For ``InvokeEndpointAsync`` the body size is checked by the async path,
+        which uploads large bodies to S3 instead of sending them inline.
+        """
         kwargs = dict(kwargs)
         overrides, call_params = self._split_kwargs(kwargs)
         stop = list(stop) if stop is not None else (list(self.stop) if self.stop else None)
-        operation = STREAM if stream else INVOKE
+        stream = operation == STREAM
         handler = self._handler
         if stream and handler.stream is None:
             raise ConfigurationError(f"content handler {handler.name!r} does not stream")
@@ -319,7 +324,8 @@ class SageMakerBase(BaseModel):
             stream=stream,
             **(render_extra or {}),
         )
-        check_body_size(body, operation)
+        if operation != ASYNC:
+            check_body_size(body, operation)
         params: dict[str, Any] = {
             "EndpointName": self.endpoint_name,
             "Body": body,
@@ -328,6 +334,20 @@ class SageMakerBase(BaseModel):
             **routing,
         }
         return PreparedRequest(operation=operation, params=params, stop=stop, handler=handler)
+
+    def _prepare_input(
+        self, value: Any, stop: list[str] | None, kwargs: dict[str, Any], operation: Operation
+    ) -> PreparedRequest:
+        """Render one adapter input (a prompt, or chat messages) for ``operation``."""
+        raise NotImplementedError
+
+    def _from_body(self, request: PreparedRequest, body: bytes, metadata: dict[str, Any]) -> Any:
+        """A whole reply body → the adapter's generation (LLM ``Generation`` / chat ``ChatGeneration``)."""
+        raise NotImplementedError
+
+    def _output(self, generation: Any) -> Any:
+        """A generation → what ``invoke`` returns (``str`` / ``AIMessage``)."""
+        raise NotImplementedError
 
     def _call(self, request: PreparedRequest) -> tuple[ParsedOutput, dict[str, Any]]:
         """One ``InvokeEndpoint``: parsed output (stop applied by the caller) and metadata."""

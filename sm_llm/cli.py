@@ -151,7 +151,9 @@ def _render(args: argparse.Namespace) -> int:
     from sm_llm._wire import describe_request
 
     llm = _llm(args)
-    request = llm._prepare(prompt=_prompt(args), stop=None, kwargs={}, stream=args.stream)
+    from sm_llm._routing import INVOKE, STREAM
+
+    request = llm._prepare_input(_prompt(args), None, {}, STREAM if args.stream else INVOKE)
     print(describe_request(request.operation, request.params))
     return 0
 

@@ -11,6 +11,7 @@ from langchain_core.language_models import BaseLLM, LangSmithParams
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 
 from sm_llm._base import PreparedRequest, SageMakerBase, StreamAssembler, reply_metadata
+from sm_llm._routing import INVOKE, STREAM, Operation
 from sm_llm._stop import truncate_at_stop
 from sm_llm.handlers import ParsedOutput
 
@@ -59,6 +60,17 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
 
     # -- whole replies ------------------------------------------------------------
 
+    def _prepare_input(
+        self, value: Any, stop: list[str] | None, kwargs: dict[str, Any], operation: Operation
+    ) -> PreparedRequest:
+        return self._prepare(prompt=str(value), stop=stop, kwargs=kwargs, operation=operation)
+
+    def _from_body(self, request: PreparedRequest, body: bytes, metadata: dict[str, Any]) -> Generation:
+        return self._to_generation(request.handler.parse_response(body), metadata, request)
+
+    def _output(self, generation: Any) -> str:
+        return str(generation.text)
+
     def _to_generation(self, parsed: ParsedOutput, metadata: dict[str, Any], request: PreparedRequest) -> Generation:
         text, stopped = truncate_at_stop(parsed.text, request.stop)
         return Generation(
@@ -72,7 +84,7 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         )
 
     def _one(self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]) -> Generation:
-        request = self._prepare(prompt=prompt, stop=stop, kwargs=kwargs, stream=False)
+        request = self._prepare_input(prompt, stop, kwargs, INVOKE)
         parsed, metadata = self._call(request)
         return self._to_generation(parsed, metadata, request)
 
@@ -141,7 +153,7 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        request = self._prepare(prompt=prompt, stop=stop, kwargs=kwargs, stream=True)
+        request = self._prepare_input(prompt, stop, kwargs, STREAM)
         assembler = StreamAssembler(request.stop)
         records = self._stream_records(request, assembler)
         try:
@@ -168,7 +180,7 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        request = self._prepare(prompt=prompt, stop=stop, kwargs=kwargs, stream=True)
+        request = self._prepare_input(prompt, stop, kwargs, STREAM)
         assembler = StreamAssembler(request.stop)
         records = self._astream_records(request, assembler)
         try:
