@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 
-from sm_llm import _transport
+from sm_llm import _aio, _transport
 from sm_llm._decoding import StreamDecoder
 from sm_llm._routing import (
     ASYNC,
@@ -133,7 +133,7 @@ class SageMakerBase(BaseModel):
     connect_timeout: float = Field(default=10.0, gt=0)
     read_timeout: float = Field(default=70.0, gt=0)
     max_retries: int = Field(default=2, ge=0)
-    max_connections: int = Field(default=64, gt=0)
+    max_connections: int = Field(default=100, gt=0)
     """Size of the HTTP connection pool, and the concurrency of ``batch``."""
 
     region_name: str | None = None
@@ -160,6 +160,7 @@ class SageMakerBase(BaseModel):
     _client: Any = PrivateAttr(default=None)
     _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _pool: ThreadPoolExecutor | None = PrivateAttr(default=None)
+    _aclients: _aio.AsyncClients = PrivateAttr(default_factory=_aio.AsyncClients)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -253,11 +254,26 @@ class SageMakerBase(BaseModel):
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
+    async def aclose(self) -> None:
+        """Close this event loop's async client, then everything :meth:`close` releases."""
+        await self._aclients.aclose()
+        self.close()
+
     def __enter__(self) -> Any:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _native_async(self) -> bool:
+        """aiobotocore is installed and no ready-made (sync) boto3 client was given."""
+        return self.client is None and _AIO_AVAILABLE
 
     def _model_name(self, routing: Mapping[str, Any] | None = None) -> str:
         """Inference component, target model or endpoint — the most specific wins.
@@ -354,23 +370,27 @@ class SageMakerBase(BaseModel):
         result = _transport.invoke(self._get_client(), request.params)
         return request.handler.parse_response(result.body), result.metadata
 
+    async def _acall(self, request: PreparedRequest) -> tuple[ParsedOutput, dict[str, Any]]:
+        """Async :meth:`_call`: aiobotocore when installed, else a worker thread."""
+        if not self._native_async():
+            return await self._in_thread(self._call, request)
+        client = await self._aclients.get(self._settings())
+        result = await _aio.ainvoke(client, request.params)
+        return request.handler.parse_response(result.body), result.metadata
+
     def _stream_records(
         self, request: PreparedRequest, assembler: StreamAssembler
     ) -> Iterator[StreamDelta]:
         """Deltas of one streamed call; the HTTP stream is closed however iteration ends."""
-        handler = request.handler
-        assert handler.stream is not None
         result = _transport.invoke_stream(self._get_client(), request.params)
         assembler.metadata = result.metadata
-        decoder = StreamDecoder(handler.stream.format)
+        decoder, parse = _stream_parser(request)
         try:
             for part in result.parts:
-                for record in decoder.feed(part):
-                    yield handler.parse_stream_record(record)
+                yield from map(parse, decoder.feed(part))
                 if decoder.done or assembler.stopped:
                     return
-            for record in decoder.close():
-                yield handler.parse_stream_record(record)
+            yield from map(parse, decoder.close())
         except SageMakerError as exc:
             raise _with_partial(exc, assembler) from exc.__cause__ or exc
         finally:
@@ -379,7 +399,32 @@ class SageMakerBase(BaseModel):
     async def _astream_records(
         self, request: PreparedRequest, assembler: StreamAssembler
     ) -> AsyncIterator[StreamDelta]:
-        """Async twin of :meth:`_stream_records`, over the sync client in worker threads."""
+        """Async twin of :meth:`_stream_records`: aiobotocore, or worker threads without it."""
+        if not self._native_async():
+            async for delta in self._threaded_records(request, assembler):
+                yield delta
+            return
+        client = await self._aclients.get(self._settings())
+        result = await _aio.ainvoke_stream(client, request.params)
+        assembler.metadata = result.metadata
+        decoder, parse = _stream_parser(request)
+        try:
+            async for part in result.parts:
+                for record in decoder.feed(part):
+                    yield parse(record)
+                if decoder.done or assembler.stopped:
+                    return
+            for record in decoder.close():
+                yield parse(record)
+        except SageMakerError as exc:
+            raise _with_partial(exc, assembler) from exc.__cause__ or exc
+        finally:
+            result.close()
+
+    async def _threaded_records(
+        self, request: PreparedRequest, assembler: StreamAssembler
+    ) -> AsyncIterator[StreamDelta]:
+        """The sync stream driven from worker threads, one record per hop."""
         iterator = self._stream_records(request, assembler)
         sentinel: Any = object()
         try:
@@ -390,6 +435,16 @@ class SageMakerBase(BaseModel):
                 yield item
         finally:
             await self._in_thread(iterator.close)
+
+
+_AIO_AVAILABLE = _aio.aio_available()
+
+
+def _stream_parser(request: PreparedRequest) -> tuple[StreamDecoder, Callable[[str], StreamDelta]]:
+    handler = request.handler
+    if handler.stream is None:  # _prepare refuses to stream with such a handler
+        raise ConfigurationError(f"content handler {handler.name!r} does not stream")
+    return StreamDecoder(handler.stream.format), handler.parse_stream_record
 
 
 def _with_partial(exc: SageMakerError, assembler: StreamAssembler) -> SageMakerError:

@@ -22,6 +22,7 @@ __all__ = [
     "invoke",
     "invoke_stream",
     "map_error",
+    "response_metadata",
 ]
 
 
@@ -38,7 +39,7 @@ class ClientSettings:
     connect_timeout: float = 10.0
     read_timeout: float = 70.0
     max_retries: int = 2
-    max_connections: int = 64
+    max_connections: int = 100
     config: Any = None
 
     def __repr__(self) -> str:  # never show the keys
@@ -112,7 +113,8 @@ class StreamResult:
             self._stream.close()
 
 
-def _metadata(response: dict[str, Any]) -> dict[str, Any]:
+def response_metadata(response: dict[str, Any]) -> dict[str, Any]:
+    """The reply's routing and session headers, by their snake_case names."""
     meta: dict[str, Any] = {}
     for key, name in (
         ("InvokedProductionVariant", "invoked_production_variant"),
@@ -137,7 +139,7 @@ def invoke(client: Any, params: dict[str, Any]) -> InvokeResult:
         body = response["Body"].read()
     except Exception as exc:
         raise map_error(exc, "InvokeEndpoint", params.get("EndpointName")) from exc
-    return InvokeResult(body=body, metadata=_metadata(response))
+    return InvokeResult(body=body, metadata=response_metadata(response))
 
 
 def invoke_stream(client: Any, params: dict[str, Any]) -> StreamResult:
@@ -159,7 +161,7 @@ def invoke_stream(client: Any, params: dict[str, Any]) -> StreamResult:
         except Exception as exc:
             raise map_error(exc, operation, endpoint, in_stream=True) from exc
 
-    return StreamResult(parts=parts(), metadata=_metadata(response), _stream=stream)
+    return StreamResult(parts=parts(), metadata=response_metadata(response), _stream=stream)
 
 
 _NOT_FOUND = re.compile(r"Endpoint .+ not found", re.IGNORECASE)

@@ -88,6 +88,11 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         parsed, metadata = self._call(request)
         return self._to_generation(parsed, metadata, request)
 
+    async def _aone(self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]) -> Generation:
+        request = self._prepare_input(prompt, stop, kwargs, INVOKE)
+        parsed, metadata = await self._acall(request)
+        return self._to_generation(parsed, metadata, request)
+
     def _generate(
         self,
         prompts: list[str],
@@ -129,8 +134,7 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
             async for chunk in self._astream(prompts[0], stop=stop, run_manager=run_manager, **kwargs):
                 generation = chunk if generation is None else generation + chunk
             return self._result([[generation or Generation(text="")]])
-        await self._in_thread(self._get_client)
-        results = await asyncio.gather(*(self._in_thread(self._one, p, stop, kwargs) for p in prompts))
+        results = await asyncio.gather(*(self._aone(p, stop, kwargs) for p in prompts))
         return self._result([[g] for g in results])
 
     # -- streams ------------------------------------------------------------------
