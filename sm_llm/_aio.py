@@ -11,6 +11,7 @@ generators before closing the loop — so no "Unclosed client session" warnings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 from sm_llm import errors as e
 from sm_llm._transport import ClientSettings, InvokeResult, map_error, response_metadata
 
-__all__ = ["AsyncClients", "AsyncStreamResult", "aio_available", "ainvoke", "ainvoke_stream"]
+__all__ = ["AsyncClients", "AsyncStreamResult", "ainvoke", "ainvoke_stream", "aio_available"]
 
 
 def aio_available() -> bool:
@@ -132,10 +133,8 @@ class AsyncStreamResult:
 
     def close(self) -> None:
         """Close the HTTP response and its connection (aiohttp's close is synchronous)."""
-        try:
+        with contextlib.suppress(Exception):  # closing must never mask the real outcome
             self._stream.close()
-        except Exception:  # noqa: BLE001 - closing must never mask the real outcome
-            pass
 
 
 async def ainvoke_stream(client: Any, params: dict[str, Any]) -> AsyncStreamResult:
