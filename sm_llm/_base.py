@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -26,8 +28,9 @@ from sm_llm._routing import (
     check_body_size,
     check_endpoint_name,
 )
+from sm_llm._retry import RetryPolicy, RetryState
 from sm_llm._stop import StopScanner
-from sm_llm.errors import ConfigurationError, SageMakerError, StreamError
+from sm_llm.errors import ConfigurationError, RequestTimeoutError, SageMakerError, StreamError
 from sm_llm.handlers import ContentHandler, ParsedOutput, StreamDelta
 
 __all__ = ["PreparedRequest", "SageMakerBase", "StreamAssembler", "reply_metadata"]
@@ -365,25 +368,70 @@ class SageMakerBase(BaseModel):
         """A generation → what ``invoke`` returns (``str`` / ``AIMessage``)."""
         raise NotImplementedError
 
+    # -- attempts -------------------------------------------------------------------
+
+    def _retrying(self, attempt: Callable[[], T]) -> tuple[T, RetryState]:
+        """Run ``attempt`` under the retry policy and the overall ``timeout``."""
+        state = RetryPolicy(max_retries=self.max_retries, timeout=self.timeout).start()
+        while True:
+            try:
+                remaining = state.remaining()
+                if state.attempt == 1 or remaining is None:
+                    return attempt(), state
+                # A retry must not outlive the deadline: wait for it at most that long.
+                future = self._executor().submit(attempt)
+                try:
+                    return future.result(timeout=max(remaining, 0.0)), state
+                except FutureTimeout:
+                    future.cancel()
+                    raise _deadline(state) from None
+            except SageMakerError as exc:
+                delay = state.next_delay(exc)
+                if delay is None:
+                    raise
+                time.sleep(delay)
+
+    async def _aretrying(self, attempt: Callable[[], Awaitable[T]]) -> tuple[T, RetryState]:
+        """Async :meth:`_retrying`: every attempt is cancelled at the deadline."""
+        state = RetryPolicy(max_retries=self.max_retries, timeout=self.timeout).start()
+        while True:
+            try:
+                remaining = state.remaining()
+                if remaining is None:
+                    return await attempt(), state
+                try:
+                    async with asyncio.timeout(max(remaining, 0.0)):
+                        return await attempt(), state
+                except TimeoutError:
+                    raise _deadline(state) from None
+            except SageMakerError as exc:
+                delay = state.next_delay(exc)
+                if delay is None:
+                    raise
+                await asyncio.sleep(delay)
+
     def _call(self, request: PreparedRequest) -> tuple[ParsedOutput, dict[str, Any]]:
-        """One ``InvokeEndpoint``: parsed output (stop applied by the caller) and metadata."""
-        result = _transport.invoke(self._get_client(), request.params)
-        return request.handler.parse_response(result.body), result.metadata
+        """One logical ``InvokeEndpoint`` (retried per policy): parsed output and metadata."""
+        client = self._get_client()
+        result, state = self._retrying(lambda: _transport.invoke(client, request.params))
+        return request.handler.parse_response(result.body), _with_attempts(result.metadata, state)
 
     async def _acall(self, request: PreparedRequest) -> tuple[ParsedOutput, dict[str, Any]]:
         """Async :meth:`_call`: aiobotocore when installed, else a worker thread."""
         if not self._native_async():
             return await self._in_thread(self._call, request)
         client = await self._aclients.get(self._settings())
-        result = await _aio.ainvoke(client, request.params)
-        return request.handler.parse_response(result.body), result.metadata
+        result, state = await self._aretrying(lambda: _aio.ainvoke(client, request.params))
+        return request.handler.parse_response(result.body), _with_attempts(result.metadata, state)
 
     def _stream_records(
         self, request: PreparedRequest, assembler: StreamAssembler
     ) -> Iterator[StreamDelta]:
         """Deltas of one streamed call; the HTTP stream is closed however iteration ends."""
-        result = _transport.invoke_stream(self._get_client(), request.params)
-        assembler.metadata = result.metadata
+        client = self._get_client()
+        # Only opening the stream is retried: nothing is retried once bytes have flowed.
+        result, state = self._retrying(lambda: _transport.invoke_stream(client, request.params))
+        assembler.metadata = _with_attempts(result.metadata, state)
         decoder, parse = _stream_parser(request)
         try:
             for part in result.parts:
@@ -400,16 +448,22 @@ class SageMakerBase(BaseModel):
         self, request: PreparedRequest, assembler: StreamAssembler
     ) -> AsyncIterator[StreamDelta]:
         """Async twin of :meth:`_stream_records`: aiobotocore, or worker threads without it."""
-        if not self._native_async():
-            async for delta in self._threaded_records(request, assembler):
-                yield delta
-            return
-        client = await self._aclients.get(self._settings())
-        result = await _aio.ainvoke_stream(client, request.params)
-        assembler.metadata = result.metadata
+        parts: AsyncIterator[bytes]
+        if self._native_async():
+            client = await self._aclients.get(self._settings())
+            result: Any
+            result, state = await self._aretrying(lambda: _aio.ainvoke_stream(client, request.params))
+            parts = result.parts
+        else:
+            client = await self._in_thread(self._get_client)
+            result, state = await self._in_thread(
+                self._retrying, lambda: _transport.invoke_stream(client, request.params)
+            )
+            parts = self._threaded_parts(result)
+        assembler.metadata = _with_attempts(result.metadata, state)
         decoder, parse = _stream_parser(request)
         try:
-            async for part in result.parts:
+            async for part in parts:
                 for record in decoder.feed(part):
                     yield parse(record)
                 if decoder.done or assembler.stopped:
@@ -421,23 +475,41 @@ class SageMakerBase(BaseModel):
         finally:
             result.close()
 
-    async def _threaded_records(
-        self, request: PreparedRequest, assembler: StreamAssembler
-    ) -> AsyncIterator[StreamDelta]:
-        """The sync stream driven from worker threads, one record per hop."""
-        iterator = self._stream_records(request, assembler)
+    async def _threaded_parts(self, result: _transport.StreamResult) -> AsyncIterator[bytes]:
+        """PayloadPart bytes of a sync stream, each read in a worker thread."""
         sentinel: Any = object()
+        pending: asyncio.Future[Any] | None = None
         try:
             while True:
-                item = await self._in_thread(next, iterator, sentinel)
-                if item is sentinel:
+                pending = asyncio.ensure_future(self._in_thread(next, result.parts, sentinel))
+                part = await pending
+                pending = None
+                if part is sentinel:
                     return
-                yield item
+                yield part
         finally:
-            await self._in_thread(iterator.close)
+            if pending is not None:
+                # Cancelled mid-read: closing the response unblocks the worker thread.
+                result.close()
+                await asyncio.wait([pending])
+                if not pending.cancelled():
+                    pending.exception()  # retrieved, so asyncio does not log it
 
 
 _AIO_AVAILABLE = _aio.aio_available()
+
+
+def _with_attempts(metadata: dict[str, Any], state: RetryState) -> dict[str, Any]:
+    if state.attempt == 1:
+        return metadata
+    return {**metadata, "attempts": state.attempt, "retry_reasons": list(state.reasons)}
+
+
+def _deadline(state: RetryState) -> RequestTimeoutError:
+    return RequestTimeoutError(
+        f"the request did not complete within timeout={state.policy.timeout}s "
+        f"({state.attempt} attempts; retried after {', '.join(state.reasons) or 'nothing'})"
+    )
 
 
 def _stream_parser(request: PreparedRequest) -> tuple[StreamDecoder, Callable[[str], StreamDelta]]:

@@ -112,9 +112,12 @@ class StreamDecoder:
                 buf += data[:last]
                 chunk = bytes(buf)
                 buf.clear()
+                buf += data[last + 1 :]
+            elif last == len(data) - 1:  # the usual part: whole lines, nothing to copy
+                chunk = data  # its final empty line is skipped like any blank line
             else:
                 chunk = data[:last]
-            buf += data[last + 1 :]
+                buf += data[last + 1 :]
             out = self._lines(chunk)
             if len(buf) > self._max and not self._done and self._error is None:
                 self._error = self._too_long
@@ -176,23 +179,33 @@ class StreamDecoder:
                 bad = next(i for i, n in enumerate(sizes) if n > self._max)
                 chunk = chunk[: sum(sizes[:bad]) + bad - 1] if bad else b""
         try:
-            lines = chunk.decode("utf-8").split("\n")
-        except UnicodeDecodeError as exc:
-            self._error = f"invalid UTF-8 in stream record: {exc.reason}"
-            end = chunk.rfind(b"\n", 0, exc.start)
-            lines = chunk[:end].decode("utf-8").split("\n") if end >= 0 else []
+            text = chunk.decode("utf-8")
+        except UnicodeDecodeError as exc:  # keep the lines before the faulty one
+            start = chunk.rfind(b"\n", 0, exc.start) + 1
+            stop = chunk.find(b"\n", exc.start)
+            faulty = chunk[start:] if stop < 0 else chunk[start:stop]
+            self._error = f"invalid UTF-8 in stream record: {_utf8_fault(faulty)}"
+            text = chunk[: start - 1].decode("utf-8") if start else ""
+        lines = text.split("\n")
+        if "\r" in text:  # CRLF line ends: drop one \r per line
+            lines = [line[:-1] if line[-1:] == "\r" else line for line in lines]
         out: list[str] = []
         if self._format == "jsonl":
             for line in lines:
-                if line[-1:] == "\r":
-                    line = line[:-1]
-                if line.strip(" \t"):
+                if line and line.strip(" \t"):
                     out.append(line)
             return out
         for line in lines:
-            if line[-1:] == "\r":
-                line = line[:-1]
-            if line.startswith("data:"):
+            if not line:
+                continue
+            head = line[:6]  # fast path: a JSON record, "data:{" (TGI) or "data: {"
+            if head == "data:{":
+                out.append(line[5:])
+                continue
+            if head == "data: " and line[6:7] == "{":
+                out.append(line[6:])
+                continue
+            if head.startswith("data:"):
                 value = line[6:] if line[5:6] == " " else line[5:]
                 if value.strip() == "[DONE]":
                     self._done = True
@@ -202,10 +215,20 @@ class StreamDecoder:
                 if value:
                     out.append(value)
             elif (  # a bare line: not blank, a comment or an ignored field
-                line.strip(" \t")
-                and line[0] != ":"
+                line[0] != ":"
+                and line.strip(" \t")
                 and not line.startswith(_SSE_FIELDS)
                 and line not in _SSE_BARE_FIELDS
             ):
                 out.append(line)
         return out
+
+
+def _utf8_fault(line: bytes) -> str:
+    """Why ``line`` is not UTF-8, judged on the line alone so the message does not
+    depend on what followed it in the same ``PayloadPart``."""
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return str(exc.reason)
+    return "invalid byte sequence"  # pragma: no cover - the caller saw it fail

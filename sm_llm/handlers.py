@@ -108,7 +108,7 @@ class ParsedOutput:
     model_name: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamDelta:
     """What one stream record contributes."""
 
@@ -136,19 +136,38 @@ def list_presets(kind: Literal["handlers", "chat"] = "handlers") -> list[str]:
 
 
 def _usage(spec: UsageSpec | None, data: Any) -> dict[str, int] | None:
+    return _read_usage(_usage_getters(spec), data) if spec is not None else None
+
+
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _loads(record: str) -> Any:
+    """``json.loads`` without its whitespace and BOM checks on the usual record."""
+    try:
+        data, end = _raw_decode(record)
+    except ValueError:
+        return json.loads(record)  # leading whitespace, or the real error message
+    return data if end == len(record) else json.loads(record)
+
+
+@lru_cache(maxsize=128)
+def _usage_getters(spec: UsageSpec | None) -> tuple[tuple[str, Getter], ...]:
     if spec is None:
-        return None
-    usage: dict[str, int] = {}
-    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
-        expression = getattr(spec, key)
-        if expression is None:
-            continue
-        value = compile_expression(expression)(data)
+        return ()
+    keys = ("prompt_tokens", "completion_tokens", "total_tokens")
+    return tuple((k, compile_expression(e)) for k in keys if (e := getattr(spec, k)) is not None)
+
+
+def _read_usage(getters: tuple[tuple[str, Getter], ...], data: Any) -> dict[str, int] | None:
+    usage: dict[str, int] | None = None
+    for key, get in getters:
+        value = get(data)
         if isinstance(value, int) and not isinstance(value, bool):
+            if usage is None:
+                usage = {}
             usage[key] = value
-    if not usage:
-        return None
-    if "total_tokens" not in usage and {"prompt_tokens", "completion_tokens"} <= usage.keys():
+    if usage and "total_tokens" not in usage and {"prompt_tokens", "completion_tokens"} <= usage.keys():
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
     return usage
 
@@ -369,10 +388,10 @@ class ContentHandler(BaseModel):
         )
 
     @cached_property
-    def _stream_getters(self) -> tuple[Getter | None, ...]:
+    def _stream_getters(self) -> tuple[Any, ...]:
         spec = self.stream
         if spec is None:
-            return (None,) * 6
+            return (None,) * 6 + ((),)
         return (
             self._getter(spec.text),
             self._getter(spec.skip),
@@ -380,6 +399,7 @@ class ContentHandler(BaseModel):
             self._getter(spec.tool_calls),
             self._getter(spec.error),
             self._getter(spec.model_name),
+            _usage_getters(spec.usage),
         )
 
     def parse_stream_record(self, record: str) -> StreamDelta:
@@ -390,28 +410,30 @@ class ContentHandler(BaseModel):
         if spec.format == "raw":
             return StreamDelta(text=record, raw=record)
         try:
-            data = json.loads(record)
+            data = _loads(record)
         except ValueError as exc:
             raise StreamError(
                 f"stream record is not JSON as handler {self.name!r} expects: {_snippet(record)}"
             ) from exc
-        text_get, skip_get, finish_get, tools_get, error_get, model_get = self._stream_getters
+        text_get, skip_get, finish_get, tools_get, error_get, model_get, usage_gets = (
+            self._stream_getters
+        )
         if error_get is not None and (detail := error_get(data)) is not None:
             raise StreamError(f"the container reported an error mid-stream: {detail}")
-        finish = normalize_finish_reason(finish_get(data)) if finish_get else None
-        if finish == "error":
+        finish = finish_get(data) if finish_get else None
+        if finish is not None and (finish := normalize_finish_reason(finish)) == "error":
             raise StreamError(f"the container ended the stream with an error: {_snippet(record)}")
         text = text_get(data) if text_get else None
         if text is not None and skip_get is not None and skip_get(data):
             text = None
         tool_chunks = tools_get(data) if tools_get else None
-        return StreamDelta(
-            text=text if isinstance(text, str) else "",
-            finish_reason=finish,
-            usage=_usage(spec.usage, data),
-            tool_call_chunks=list(tool_chunks) if tool_chunks else [],
-            model_name=model_get(data) if model_get else None,
-            raw=data,
+        return StreamDelta(  # positional: several times cheaper, once per record
+            text if isinstance(text, str) else "",
+            finish,
+            _read_usage(usage_gets, data) if usage_gets else None,
+            list(tool_chunks) if tool_chunks else [],
+            model_get(data) if model_get else None,
+            data,
         )
 
 

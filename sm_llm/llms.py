@@ -9,6 +9,8 @@ from typing import Any
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseLLM, LangSmithParams
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
+from langchain_core.rate_limiters import BaseRateLimiter
+from pydantic import Field
 
 from sm_llm._base import PreparedRequest, SageMakerBase, StreamAssembler, reply_metadata
 from sm_llm._routing import INVOKE, STREAM, Operation
@@ -31,6 +33,9 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
             llm.invoke("Tell me a joke")
             llm.invoke("...", target_model="model-b.tar.gz")   # per-call routing
     """
+
+    rate_limiter: BaseRateLimiter | None = Field(default=None, exclude=True)
+    """LangChain rate limiter, acquired once per request (chat models have it built in)."""
 
     @property
     def _llm_type(self) -> str:
@@ -85,11 +90,15 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
 
     def _one(self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]) -> Generation:
         request = self._prepare_input(prompt, stop, kwargs, INVOKE)
+        if self.rate_limiter:
+            self.rate_limiter.acquire(blocking=True)
         parsed, metadata = self._call(request)
         return self._to_generation(parsed, metadata, request)
 
     async def _aone(self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]) -> Generation:
         request = self._prepare_input(prompt, stop, kwargs, INVOKE)
+        if self.rate_limiter:
+            await self.rate_limiter.aacquire(blocking=True)
         parsed, metadata = await self._acall(request)
         return self._to_generation(parsed, metadata, request)
 
@@ -158,6 +167,8 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
         request = self._prepare_input(prompt, stop, kwargs, STREAM)
+        if self.rate_limiter:
+            self.rate_limiter.acquire(blocking=True)
         assembler = StreamAssembler(request.stop)
         records = self._stream_records(request, assembler)
         try:
@@ -185,6 +196,8 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
         request = self._prepare_input(prompt, stop, kwargs, STREAM)
+        if self.rate_limiter:
+            await self.rate_limiter.aacquire(blocking=True)
         assembler = StreamAssembler(request.stop)
         records = self._astream_records(request, assembler)
         try:
