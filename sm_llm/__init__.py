@@ -2,8 +2,12 @@
 
 >>> from sm_llm import SageMakerLLM
 >>> llm = SageMakerLLM(endpoint_name="my-tgi", content_handler="tgi", region_name="us-east-1")
+>>> from sm_llm import ChatSageMaker
+>>> chat = ChatSageMaker(endpoint_name="my-vllm", content_handler="openai", region_name="us-east-1")
 """
 
+from sm_llm.chat_models import ChatSageMaker
+from sm_llm.chat_templates import ChatTemplate
 from sm_llm.errors import (
     AsyncInferenceError,
     ConfigurationError,
@@ -23,6 +27,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncInferenceError",
+    "ChatSageMaker",
+    "ChatTemplate",
     "ConfigurationError",
     "ContentHandler",
     "EndpointNotFoundError",

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, Valid
 
 from sm_llm import _aio, _transport
 from sm_llm._decoding import StreamDecoder
+from sm_llm._retry import RetryPolicy, RetryState
 from sm_llm._routing import (
     ASYNC,
     INVOKE,
@@ -28,7 +29,6 @@ from sm_llm._routing import (
     check_body_size,
     check_endpoint_name,
 )
-from sm_llm._retry import RetryPolicy, RetryState
 from sm_llm._stop import StopScanner
 from sm_llm.errors import ConfigurationError, RequestTimeoutError, SageMakerError, StreamError
 from sm_llm.handlers import ContentHandler, ParsedOutput, StreamDelta
@@ -285,7 +285,8 @@ class SageMakerBase(BaseModel):
         """
         given = routing or {}
         return str(
-            given.get("inference_component_name") or given.get("InferenceComponentName")
+            given.get("model")  # a per-call body "model" (e.g. a vLLM LoRA adapter name)
+            or given.get("inference_component_name") or given.get("InferenceComponentName")
             or given.get("target_model") or given.get("TargetModel")
             or self.inference_component_name or self.target_model or self.endpoint_name
         )

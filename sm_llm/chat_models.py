@@ -1,0 +1,362 @@
+"""``ChatSageMaker``: a LangChain chat model on a SageMaker endpoint.
+
+Two ways to talk to a model:
+
+* **messages containers** (``content_handler="openai"``: TGI Messages API, LMI
+  chat, vLLM) receive OpenAI chat messages, tools and ``response_format``;
+* **text containers** (``tgi``, ``lmi``, ``jumpstart``) receive a prompt that a
+  Hugging Face chat template (``chat_template="llama3"``, a file, or an inline
+  string) renders from the messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from operator import itemgetter
+from typing import Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from langchain_core.utils.pydantic import is_basemodel_subclass
+from pydantic import BaseModel, Field, PrivateAttr
+
+from sm_llm import _messages
+from sm_llm._base import PreparedRequest, SageMakerBase, StreamAssembler, reply_metadata
+from sm_llm._routing import INVOKE, STREAM, Operation
+from sm_llm._stop import truncate_at_stop
+from sm_llm.chat_templates import ChatTemplate
+from sm_llm.errors import ConfigurationError
+
+__all__ = ["ChatSageMaker"]
+
+_CHAT_KWARGS = ("tools", "tool_choice", "response_format")
+
+
+class ChatSageMaker(SageMakerBase, BaseChatModel):
+    """A chat model served by a SageMaker endpoint.
+
+    Example:
+        .. code-block:: python
+
+            from sm_llm import ChatSageMaker
+
+            chat = ChatSageMaker(endpoint_name="my-vllm", content_handler="openai",
+                                 region_name="us-east-1")
+            chat.bind_tools([get_weather]).invoke("weather in Paris?")
+
+            llama = ChatSageMaker(endpoint_name="my-tgi", content_handler="tgi",
+                                  chat_template="llama3")
+    """
+
+    content_handler: Any = "openai"
+    chat_template: str | None = None
+    """For text containers: a chat-template preset, a path, or an inline Jinja template."""
+    chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Extra variables for the chat template (e.g. ``bos_token``)."""
+
+    _template: ChatTemplate | None = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Resolve handler and chat template (no client is created here)."""
+        super().model_post_init(context)
+        if self.handler.input == "prompt":
+            if self.chat_template is None:
+                raise ConfigurationError(
+                    f"content handler {self.handler.name!r} takes a prompt, so ChatSageMaker needs "
+                    "a chat template: chat_template='llama3' (or llama2, mistral, chatml, a path "
+                    "to a .jinja / tokenizer_config.json file, or an inline template)"
+                )
+            self._template = ChatTemplate.resolve(self.chat_template)
+
+    @property
+    def _llm_type(self) -> str:
+        return "amazon_sagemaker_chat"
+
+    @classmethod
+    def is_lc_serializable(cls) -> bool:
+        """Adapters serialise with ``langchain_core.load.dumpd`` (secrets excluded)."""
+        return True
+
+    @property
+    def lc_secrets(self) -> dict[str, str]:
+        return {
+            "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+            "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+            "aws_session_token": "AWS_SESSION_TOKEN",
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="amazon_sagemaker",
+            ls_model_name=self._model_name(kwargs),
+            ls_model_type="chat",
+        )
+        if self.temperature is not None:
+            params["ls_temperature"] = self.temperature
+        if self.max_tokens is not None:
+            params["ls_max_tokens"] = self.max_tokens
+        if stop or self.stop:
+            params["ls_stop"] = stop or self.stop
+        return params
+
+    # -- requests -----------------------------------------------------------------
+
+    def _prepare_input(
+        self, value: Any, stop: list[str] | None, kwargs: dict[str, Any], operation: Operation
+    ) -> PreparedRequest:
+        messages = value if isinstance(value, list) else self._convert_input(value).to_messages()
+        return self._prepare_chat(messages, stop, kwargs, operation)
+
+    def _from_body(self, request: PreparedRequest, body: bytes, metadata: dict[str, Any]) -> ChatGeneration:
+        return self._to_result(request, request.handler.parse_response(body), metadata).generations[0]
+
+    def _output(self, generation: Any) -> BaseMessage:
+        return generation.message  # type: ignore[no-any-return]
+
+    def _prepare_chat(
+        self, messages: Sequence[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any], operation: Operation
+    ) -> PreparedRequest:
+        kwargs = dict(kwargs)
+        extra = {key: kwargs.pop(key) for key in _CHAT_KWARGS if key in kwargs}
+        openai_messages = _messages.to_openai(messages)
+        if self._template is None:
+            return self._prepare(
+                messages=openai_messages, stop=stop, kwargs=kwargs, operation=operation, render_extra=extra
+            )
+        if any(v is not None for v in extra.values()):
+            raise ConfigurationError(
+                f"content handler {self.handler.name!r} cannot carry tools or response_format; "
+                "use a messages container (content_handler='openai')"
+            )
+        prompt = self._template.render(
+            _messages.text_messages(openai_messages), add_generation_prompt=True,
+            **self.chat_template_kwargs,
+        )
+        stops = list(stop if stop is not None else (self.stop or []))
+        stops += [s for s in self._template.stop if s not in stops]
+        return self._prepare(prompt=prompt, stop=stops or None, kwargs=kwargs, operation=operation)
+
+    # -- whole replies ------------------------------------------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.streaming:
+            return self._join(self._stream(messages, stop=stop, run_manager=run_manager, **kwargs))
+        request = self._prepare_chat(messages, stop, kwargs, INVOKE)
+        return self._to_result(request, *self._call(request))
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.streaming:
+            chunks = [c async for c in self._astream(messages, stop=stop, run_manager=run_manager, **kwargs)]
+            return self._join(iter(chunks))
+        request = self._prepare_chat(messages, stop, kwargs, INVOKE)
+        return self._to_result(request, *await self._acall(request))
+
+    def _to_result(self, request: PreparedRequest, parsed: Any, metadata: dict[str, Any]) -> ChatResult:
+        text, stopped = truncate_at_stop(parsed.text, request.stop)
+        finish = "stop" if stopped else parsed.finish_reason
+        info = reply_metadata(
+            metadata, finish_reason=finish, usage=parsed.usage,
+            model_name=parsed.model_name or self._model_name(request.params),
+        )
+        info["model_provider"] = "amazon_sagemaker"
+        message = _messages.ai_message(
+            text, tool_calls=parsed.tool_calls, usage=parsed.usage, response_metadata=info
+        )
+        return ChatResult(generations=[ChatGeneration(message=message, generation_info={"finish_reason": finish})])
+
+    @staticmethod
+    def _join(chunks: Iterator[ChatGenerationChunk]) -> ChatResult:
+        merged: ChatGenerationChunk | None = None
+        for item in chunks:
+            merged = item if merged is None else merged + item
+        if merged is None:
+            return ChatResult(generations=[ChatGeneration(message=AIMessageChunk(content=""))])
+        from langchain_core.messages import message_chunk_to_message
+
+        return ChatResult(
+            generations=[ChatGeneration(message=message_chunk_to_message(merged.message),
+                                        generation_info=merged.generation_info)]
+        )
+
+    # -- streams ------------------------------------------------------------------
+
+    def _chunk_for(self, assembler: StreamAssembler, delta: Any) -> ChatGenerationChunk | None:
+        piece = assembler.add(delta)
+        if not piece and not delta.tool_call_chunks:
+            return None
+        return ChatGenerationChunk(message=_messages.chunk(piece, delta.tool_call_chunks))
+
+    def _last_chunk(
+        self, request: PreparedRequest, assembler: StreamAssembler
+    ) -> ChatGenerationChunk:
+        tail = assembler.finish()
+        info = reply_metadata(
+            assembler.metadata, finish_reason=assembler.finish_reason, usage=assembler.usage,
+            model_name=assembler.model_name or self._model_name(request.params),
+        )
+        info["model_provider"] = "amazon_sagemaker"
+        message = AIMessageChunk(
+            content=tail,
+            chunk_position="last",
+            usage_metadata=_messages.usage_metadata(assembler.usage),
+            response_metadata=info,
+        )
+        return ChatGenerationChunk(message=message, generation_info={"finish_reason": assembler.finish_reason})
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        request = self._prepare_chat(messages, stop, kwargs, STREAM)
+        assembler = StreamAssembler(request.stop)
+        records = self._stream_records(request, assembler)
+        try:
+            for delta in records:
+                if (item := self._chunk_for(assembler, delta)) is not None:
+                    if run_manager:
+                        run_manager.on_llm_new_token(item.text, chunk=item)
+                    yield item
+                if assembler.stopped:
+                    break
+        finally:
+            records.close()
+        yield self._last_chunk(request, assembler)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        request = self._prepare_chat(messages, stop, kwargs, STREAM)
+        assembler = StreamAssembler(request.stop)
+        records = self._astream_records(request, assembler)
+        try:
+            async for delta in records:
+                if (item := self._chunk_for(assembler, delta)) is not None:
+                    if run_manager:
+                        await run_manager.on_llm_new_token(item.text, chunk=item)
+                    yield item
+                if assembler.stopped:
+                    break
+        finally:
+            await records.aclose()
+        yield self._last_chunk(request, assembler)
+
+    # -- tools and structured output ------------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, BaseMessage]:
+        """Bind tools (LangChain tools, pydantic models, functions or OpenAI dicts).
+
+        ``tool_choice``: ``"auto"``, ``"none"``, ``"any"``/``"required"`` (must call
+        a tool), a tool name, ``True`` (the only tool), or an OpenAI dict.
+        """
+        if not self.handler.supports_tools:
+            raise ConfigurationError(
+                f"content handler {self.handler.name!r} cannot carry tools; tool calling needs a "
+                "messages container (content_handler='openai': TGI Messages API, LMI chat, vLLM)"
+            )
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        choice: Any = tool_choice
+        if tool_choice in ("any", "required"):
+            choice = "required"
+        elif tool_choice is True:
+            if len(formatted) != 1:
+                raise ConfigurationError("tool_choice=True needs exactly one tool")
+            choice = {"type": "function", "function": {"name": formatted[0]["function"]["name"]}}
+        elif isinstance(tool_choice, str) and tool_choice not in ("auto", "none"):
+            names = [t["function"]["name"] for t in formatted]
+            if tool_choice not in names:
+                raise ConfigurationError(f"tool_choice={tool_choice!r} is not one of the tools {names}")
+            choice = {"type": "function", "function": {"name": tool_choice}}
+        return super().bind(tools=formatted, tool_choice=choice, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Replies parsed into ``schema`` (pydantic model, TypedDict or JSON schema).
+
+        ``function_calling`` forces a tool call; ``json_schema`` sends
+        ``response_format={"type": "json_schema", ...}``; ``json_mode`` sends
+        ``{"type": "json_object"}`` (describe the format in the prompt).
+        """
+        if kwargs:
+            raise ConfigurationError(f"unexpected arguments: {sorted(kwargs)}")
+        is_model = isinstance(schema, type) and is_basemodel_subclass(schema)
+        parser: Runnable[Any, Any]
+        if method == "function_calling":
+            tool = convert_to_openai_tool(schema, strict=strict)
+            name = tool["function"]["name"]
+            llm = self.bind_tools(
+                [tool], tool_choice=name,
+                ls_structured_output_format={"kwargs": {"method": method}, "schema": tool},
+            )
+            parser = (
+                PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+                if is_model
+                else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+            )
+        elif method in ("json_schema", "json_mode"):
+            if not self.handler.supports_tools:
+                raise ConfigurationError(
+                    f"content handler {self.handler.name!r} cannot carry response_format"
+                )
+            if method == "json_schema":
+                json_schema = convert_to_json_schema(schema)
+                response_format: dict[str, Any] = {
+                    "type": "json_schema",
+                    "json_schema": {
+                        "name": json_schema.get("title", "output"),
+                        "schema": json_schema,
+                        "strict": True if strict is None else strict,
+                    },
+                }
+            else:
+                response_format = {"type": "json_object"}
+            llm = self.bind(
+                response_format=response_format,
+                ls_structured_output_format={"kwargs": {"method": method}, "schema": schema},
+            )
+            parser = PydanticOutputParser(pydantic_object=schema) if is_model else JsonOutputParser()  # type: ignore[arg-type]
+        else:
+            raise ConfigurationError(f"unknown structured output method {method!r}")
+        if not include_raw:
+            return llm | parser
+        parsed = RunnablePassthrough.assign(parsed=itemgetter("raw") | parser, parsing_error=lambda _: None)
+        fallback = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parsed.with_fallbacks([fallback], exception_key="parsing_error")
