@@ -40,7 +40,7 @@ async def _create(settings: ClientSettings) -> Any:
     config = AioConfig(
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
-        retries={"mode": "standard", "total_max_attempts": settings.max_retries + 1},
+        retries={"mode": "standard", "total_max_attempts": 1},  # sm_llm retries itself
         max_pool_connections=settings.max_connections,
         user_agent_extra="sm-llm",
     )

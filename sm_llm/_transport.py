@@ -55,7 +55,7 @@ class ClientSettings:
         ours = Config(
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
-            retries={"mode": "standard", "total_max_attempts": self.max_retries + 1},
+            retries={"mode": "standard", "total_max_attempts": 1},  # sm_llm retries itself
             max_pool_connections=self.max_connections,
             user_agent_extra="sm-llm",
         )

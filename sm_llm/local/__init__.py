@@ -14,6 +14,7 @@ shape documented in :mod:`sm_llm.local._config`).
 ...     client = boto3.client("sagemaker-runtime", endpoint_url=ep.url, region_name="us-east-1")
 """
 
+from sm_llm.local._async import LocalS3, S3AsyncBackend
 from sm_llm.local._config import (
     EndpointSpec,
     FaultConfig,
@@ -32,8 +33,10 @@ __all__ = [
     "FaultConfig",
     "Generation",
     "LocalEndpoint",
+    "LocalS3",
     "ModelSpec",
     "RecordedRequest",
+    "S3AsyncBackend",
     "ServerConfig",
     "VariantSpec",
     "generate",

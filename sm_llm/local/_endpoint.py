@@ -98,6 +98,9 @@ class LocalEndpoint:
         if thread is not None:
             thread.join(timeout)
         self._server = self._thread = None
+        closer = getattr(self._state.async_backend, "close", None)
+        if closer is not None:  # background async jobs stop with the server
+            closer(timeout)
         if self.upstream is not None:
             self.upstream.close()
 
@@ -194,14 +197,33 @@ def serve(
     config_path: str | None = None,
     upstream: str | None = None,
     allow_remote: bool = False,
+    with_s3: bool = False,
+    s3_port: int = 0,
 ) -> None:
-    """Run a local endpoint in the foreground until KeyboardInterrupt."""
+    """Run a local endpoint in the foreground until KeyboardInterrupt.
+
+    ``with_s3`` also starts an S3 API (moto, loopback, ``s3_port`` or a free port) and
+    serves ``InvokeEndpointAsync`` jobs through it; point clients at it with
+    ``AWS_ENDPOINT_URL_S3``.
+    """
     config = ServerConfig.from_yaml(config_path) if config_path else ServerConfig()
     endpoint = LocalEndpoint(config, host=host, port=port, upstream=upstream, allow_remote=allow_remote)
-    with endpoint:
+    with contextlib.ExitStack() as stack:
+        s3_line = None
+        if with_s3:
+            from sm_llm.local._async import LocalS3, S3AsyncBackend
+
+            s3 = stack.enter_context(LocalS3(port=s3_port))
+            endpoint.async_backend = S3AsyncBackend(
+                s3.url, region=config.region, account_id=config.account_id
+            )
+            s3_line = f"local S3 (moto) listening on {s3.url}: export AWS_ENDPOINT_URL_S3={s3.url}"
+        stack.enter_context(endpoint)
         line = f"sm-llm local endpoint listening on {endpoint.url} (endpoints: {', '.join(endpoint.endpoint_names)})"
         if endpoint.upstream is not None:
             line += f" -> upstream {endpoint.upstream.base_url}"
         with contextlib.suppress(KeyboardInterrupt):
             print(line, flush=True)
+            if s3_line is not None:
+                print(s3_line, flush=True)
             threading.Event().wait()

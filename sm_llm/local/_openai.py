@@ -6,9 +6,12 @@ schema; :class:`ChatStyle` captures how each server frames its stream.
 
 from __future__ import annotations
 
+import copy
 import itertools
+import json
+import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,11 +25,29 @@ from sm_llm.local._containers import (
     json_response,
     parse_json_body,
 )
-from sm_llm.local._model import Generation, chat_prompt, count_words, generate
+from sm_llm.local._model import (
+    FinishReason,
+    Generation,
+    chat_prompt,
+    content_text,
+    count_words,
+    generate,
+)
 
-__all__ = ["OPENAI", "ChatStyle", "ChatValidationError", "openai_container", "run_openai"]
+__all__ = [
+    "OPENAI",
+    "ChatStyle",
+    "ChatValidationError",
+    "choose_tool",
+    "openai_container",
+    "run_openai",
+    "schema_instance",
+]
 
 _ids = itertools.count(1)
+_call_ids = itertools.count(1)
+#: Characters of the arguments string per streamed ``tool_calls`` delta.
+ARGUMENT_PIECE = 8
 
 
 class ChatValidationError(Exception):
@@ -122,13 +143,394 @@ def _usage(generation: Generation) -> dict[str, int]:
     }
 
 
-def _tool_calls(payload: Mapping[str, Any], prompt: str) -> list[dict[str, Any]] | None:
-    """TOOL-CALLING HOOK: return OpenAI ``tool_calls`` to answer with instead of text.
+# -- schema-driven values (tool arguments, structured output) -------------------------------
 
-    Not implemented yet: ``tools`` / ``tool_choice`` are accepted and ignored.
+_INT = re.compile(r"-?\d+")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_FALSE = frozenset({"false", "no", "off", "0"})
+_MAX_DEPTH = 16
+_MAX_ITEMS = 64
+
+
+def schema_instance(schema: Any, text: str) -> Any:
+    """A deterministic value matching the JSON ``schema``, drawn from the user's ``text``.
+
+    ``$ref`` (local pointers such as pydantic's ``#/$defs/X``) and ``allOf`` are
+    resolved first; then ``const``, ``default``, the first ``enum`` value, or the first
+    non-null ``anyOf`` / ``oneOf`` branch win. Otherwise, by ``type``: objects hold
+    their ``required`` properties only (optional ones are omitted); arrays hold
+    ``minItems`` generated items (usually none); booleans are ``true``; ``null`` is
+    null; integers / numbers are the first integer / number in ``text`` (else 0 /
+    0.0), clamped to ``minimum`` / ``maximum``; strings are ``text`` itself. For a
+    property written ``name=value`` or ``name: value`` in ``text`` (quotes optional),
+    that value is used when it fits the type. An untyped schema yields a string.
     """
-    del payload, prompt
+    return _value(schema, text, "", schema if isinstance(schema, Mapping) else {}, 0)
+
+
+def _pointer(root: Mapping[str, Any], ref: Any) -> Mapping[str, Any]:
+    if not isinstance(ref, str) or not ref.startswith("#"):
+        raise ChatValidationError(f"unsupported $ref {ref!r}: only local references (#/...)")
+    node: Any = root
+    for part in filter(None, ref[1:].split("/")):
+        part = part.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, Mapping) or part not in node:
+            raise ChatValidationError(f"unresolvable $ref {ref!r}")
+        node = node[part]
+    if not isinstance(node, Mapping):
+        raise ChatValidationError(f"$ref {ref!r} does not point to a schema")
+    return node
+
+
+def _flatten(schema: Any, root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``schema`` with ``$ref`` followed (siblings override the target) and ``allOf`` merged."""
+    if not isinstance(schema, Mapping):
+        return {}  # boolean schemas and junk: anything goes
+    node: Mapping[str, Any] = schema
+    hops = 0
+    while "$ref" in node:
+        hops += 1
+        if hops > _MAX_DEPTH:
+            raise ChatValidationError("$ref cycle in schema")
+        target = _pointer(root, node["$ref"])
+        node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+    parts = node.get("allOf")
+    if isinstance(parts, list):
+        merged: dict[str, Any] = {k: v for k, v in node.items() if k != "allOf"}
+        for part in parts:
+            for key, value in _flatten(part, root).items():
+                if key == "properties" and isinstance(value, Mapping):
+                    merged["properties"] = {**merged.get("properties", {}), **value}
+                elif key == "required" and isinstance(value, list):
+                    merged["required"] = [*merged.get("required", []), *value]
+                else:
+                    merged.setdefault(key, value)
+        node = merged
+    return node
+
+
+def _is_null(schema: Any, root: Mapping[str, Any]) -> bool:
+    return _flatten(schema, root).get("type") == "null"
+
+
+def _kind(schema: Mapping[str, Any]) -> str:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kinds = [k for k in kind if k != "null"]
+        kind = kinds[0] if kinds else ("null" if kind else None)
+    if isinstance(kind, str):
+        return kind
+    if any(k in schema for k in ("properties", "required", "additionalProperties")):
+        return "object"
+    if "items" in schema:
+        return "array"
+    return "string"
+
+
+def _named_value(name: str, text: str) -> str | None:
+    """``value`` of ``name=value`` / ``name: value`` in ``text`` (quotes optional)."""
+    if not name:
+        return None
+    match = re.search(
+        rf"(?<![\w-]){re.escape(name)}\s*[=:]\s*(?:\"([^\"]*)\"|'([^']*)'|([^\s,;]+))",
+        text,
+        re.IGNORECASE,
+    )
+    if match is None:
+        return None
+    if match.group(3) is None:
+        return match.group(1) if match.group(1) is not None else match.group(2)
+    return match.group(3).rstrip(".!?)") or match.group(3)
+
+
+def _number(pattern: re.Pattern[str], named: str | None, text: str) -> str | None:
+    if named is not None and pattern.fullmatch(named):
+        return named
+    match = pattern.search(text)
+    return match.group(0) if match else None
+
+
+def _clamp(value: float, schema: Mapping[str, Any], step: float) -> float:
+    low, low_x = _numeric(schema.get("minimum")), _numeric(schema.get("exclusiveMinimum"))
+    high, high_x = _numeric(schema.get("maximum")), _numeric(schema.get("exclusiveMaximum"))
+    if low is not None and value < low:
+        value = low
+    if low_x is not None and value <= low_x:
+        value = low_x + step
+    if high is not None and value > high:
+        value = high
+    if high_x is not None and value >= high_x:
+        value = high_x - step
+    return value
+
+
+def _numeric(value: Any) -> float | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _value(schema: Any, text: str, name: str, root: Mapping[str, Any], depth: int) -> Any:
+    if depth > _MAX_DEPTH:
+        return None
+    schema = _flatten(schema, root)
+    if "const" in schema:
+        return copy.deepcopy(schema["const"])
+    if "default" in schema:
+        return copy.deepcopy(schema["default"])
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum:
+        return copy.deepcopy(enum[0])
+    for key in ("anyOf", "oneOf"):
+        options = schema.get(key)
+        if isinstance(options, list) and options:
+            option = next((o for o in options if not _is_null(o, root)), None)
+            return None if option is None else _value(option, text, name, root, depth + 1)
+    kind = _kind(schema)
+    named = _named_value(name, text)
+    if kind == "object":
+        properties = schema.get("properties")
+        properties = properties if isinstance(properties, Mapping) else {}
+        required = schema.get("required")
+        keys = [k for k in required if isinstance(k, str)] if isinstance(required, list) else []
+        return {
+            k: _value(properties.get(k, {}), text, k, root, depth + 1) for k in dict.fromkeys(keys)
+        }
+    if kind == "array":
+        count = schema.get("minItems", 0)
+        count = min(count, _MAX_ITEMS) if isinstance(count, int) and count > 0 else 0
+        return [_value(schema.get("items", {}), text, name, root, depth + 1) for _ in range(count)]
+    if kind == "integer":
+        found = _number(_INT, named, text)
+        return int(_clamp(int(found) if found else 0, schema, 1))
+    if kind == "number":
+        found = _number(_NUMBER, named, text)
+        return float(_clamp(float(found) if found else 0.0, schema, 1.0))
+    if kind == "boolean":
+        return named is None or named.lower() not in _FALSE
+    if kind == "null":
+        return None
+    value = text if named is None else named
+    min_len, max_len = schema.get("minLength"), schema.get("maxLength")
+    if isinstance(max_len, int) and max_len >= 0:
+        value = value[:max_len]
+    if isinstance(min_len, int) and len(value) < min_len:
+        value = value.ljust(min_len, "x")
+    return value
+
+
+def _json_text(value: Any) -> str:
+    """JSON as vLLM's tool parsers and guided decoding write it (``", "`` / ``": "``)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+# -- tool calls, tool results, response_format ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Tool:
+    name: str
+    parameters: Any
+
+
+@dataclass(frozen=True)
+class _ToolCall:
+    """The one tool call a reply makes; ``arguments`` is its JSON string."""
+
+    name: str
+    arguments: str
+
+    def pieces(self) -> list[str]:
+        """The arguments string cut into the streamed deltas."""
+        text, size = self.arguments, ARGUMENT_PIECE
+        return [text[i : i + size] for i in range(0, len(text), size)]
+
+    def completion_tokens(self) -> int:
+        """The tool name plus one token per arguments delta (what a stream counts)."""
+        return 1 + len(self.pieces())
+
+    def wire(self, call_id: str) -> dict[str, Any]:
+        return {
+            "id": call_id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+def _tools(payload: Mapping[str, Any]) -> list[_Tool]:
+    raw = payload.get("tools")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ChatValidationError("'tools' must be a list")
+    tools = []
+    for item in raw:
+        function = item.get("function") if isinstance(item, Mapping) else None
+        if (
+            not isinstance(function, Mapping)
+            or item.get("type", "function") != "function"
+            or not isinstance(function.get("name"), str)
+        ):
+            raise ChatValidationError(
+                "each tool must be {'type': 'function', 'function': {'name': ..., 'parameters': ...}}"
+            )
+        parameters = function.get("parameters")
+        if parameters is not None and not isinstance(parameters, Mapping):
+            raise ChatValidationError(f"tool {function['name']!r}: 'parameters' must be an object")
+        tools.append(_Tool(function["name"], parameters or {"type": "object", "properties": {}}))
+    return tools
+
+
+_GENERIC_PARTS = frozenset({"get", "set", "list", "find", "fetch", "make", "tool", "call", "run"})
+
+
+def _mentioned(names: Sequence[str], text: str) -> str | None:
+    """A tool named in ``text``: by full name (whole word first), else by a distinctive part
+    of its name (``get_weather`` for "what is the weather ...")."""
+    lowered = text.lower()
+    found = [n for n in names if n and n.lower() in lowered]
+    whole = (n for n in found if re.search(rf"(?<!\w){re.escape(n.lower())}(?!\w)", lowered))
+    by_name = next(whole, found[0] if found else None)
+    if by_name is not None:
+        return by_name
+    words = set(re.findall(r"[a-z0-9]+", lowered))
+    for name in names:
+        parts = {p for p in re.split(r"[_\-\s]+|(?<=[a-z])(?=[A-Z])", name) if p}
+        if any(len(p) > 3 and p.lower() not in _GENERIC_PARTS and p.lower() in words for p in parts):
+            return name
     return None
+
+
+def choose_tool(names: Sequence[str], tool_choice: Any, text: str) -> str | None:
+    """The tool the model calls for ``tool_choice`` and user ``text``, or None for text.
+
+    ``"none"``: none. A named choice (``{"type": "function", "function": {"name": X}}``,
+    or TGI's bare ``X``): X. ``"required"`` / ``"any"``: the first tool whose name
+    appears in ``text`` (case-insensitive), else the first tool. ``"auto"`` / absent:
+    the first tool whose name appears in ``text``, else none. A name standing as a
+    whole word beats one only found inside a longer word (``magic_function`` inside
+    ``magic_function_no_args``).
+    """
+    mentioned = _mentioned(names, text)
+    if tool_choice is None or tool_choice == "auto":
+        return mentioned
+    if tool_choice == "none":
+        return None
+    if tool_choice in ("required", "any"):
+        if not names:
+            raise ChatValidationError(f"tool_choice {tool_choice!r} needs a non-empty 'tools'")
+        return mentioned or names[0]
+    if isinstance(tool_choice, Mapping):
+        function = tool_choice.get("function")
+        name = function.get("name") if isinstance(function, Mapping) else None
+        if tool_choice.get("type", "function") != "function" or not isinstance(name, str):
+            raise ChatValidationError(
+                "'tool_choice' must be 'none', 'auto', 'required' or "
+                "{'type': 'function', 'function': {'name': ...}}"
+            )
+    elif isinstance(tool_choice, str):
+        name = tool_choice
+    else:
+        raise ChatValidationError(f"invalid 'tool_choice': {tool_choice!r}")
+    if name not in names:
+        raise ChatValidationError(f"Tool '{name}' has not been passed in `tools`.")
+    return name
+
+
+def _tool_message_text(content: Any) -> str:
+    if isinstance(content, Mapping):
+        return _json_text(content)
+    return content_text(content)
+
+
+def _tool_results(messages: Sequence[Mapping[str, Any]]) -> str | None:
+    """When the last message is a tool result: every tool result since the last assistant turn."""
+    if messages[-1].get("role") != "tool":
+        return None
+    start = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=-1)
+    results = [
+        _tool_message_text(m.get("content"))
+        for m in messages[start + 1 :]
+        if m.get("role") == "tool"
+    ]
+    return "Tool result: " + "; ".join(results)
+
+
+def _formatted_text(payload: Mapping[str, Any], prompt: str) -> str | None:
+    """The JSON text a ``response_format`` asks for (None: plain echo)."""
+    fmt = payload.get("response_format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, Mapping) or not isinstance(fmt.get("type"), str):
+        raise ChatValidationError("'response_format' must be an object with a string 'type'")
+    kind = fmt["type"]
+    if kind == "text":
+        return None
+    if kind == "json_schema":
+        spec = fmt.get("json_schema")
+        if not isinstance(spec, Mapping):
+            raise ChatValidationError("response_format 'json_schema' needs a 'json_schema' object")
+        schema = spec.get("schema")
+    elif kind in ("json_object", "json"):
+        schema = fmt.get("value")  # TGI's grammar form carries the schema in 'value'
+    else:
+        raise ChatValidationError(f"unsupported response_format type {kind!r}")
+    if schema is None:
+        # JSON mode without a schema: use the keys the prompt asks for ('setup' and 'punchline').
+        keys = re.findall(r"'([A-Za-z_][\w]*)'|\"([A-Za-z_][\w]*)\"", prompt)
+        named = [a or b for a, b in keys]
+        if named:
+            return _json_text({key: prompt for key in dict.fromkeys(named)})
+        return _json_text({"echo": prompt})
+    if not isinstance(schema, Mapping):
+        raise ChatValidationError("the response_format schema must be an object")
+    return _json_text(schema_instance(schema, prompt))
+
+
+def _plan(
+    payload: Mapping[str, Any], messages: Sequence[Mapping[str, Any]], prompt: str
+) -> _ToolCall | str | None:
+    """What a chat reply holds: a tool call, a fixed text, or None for the echo."""
+    tools = _tools(payload)
+    name = choose_tool([t.name for t in tools], payload.get("tool_choice"), prompt)
+    formatted = _formatted_text(payload, prompt)
+    results = _tool_results(messages)
+    if results is not None:
+        return results
+    if name is not None:
+        tool = next(t for t in tools if t.name == name)
+        return _ToolCall(name, _json_text(schema_instance(tool.parameters, prompt)))
+    return formatted
+
+
+_TOKEN = re.compile(r"\s*\S+")
+
+
+def _text_generation(
+    text: str, *, max_tokens: int, stops: list[str], prompt_tokens: int
+) -> Generation:
+    """Like :func:`generate` for a fixed reply ``text``: tokens are words with their leading space."""
+    candidates = _TOKEN.findall(text)
+    if candidates:
+        candidates[-1] += text[len(text.rstrip()) :]
+    stops = [s for s in stops if s]
+    emitted: list[str] = []
+    out = ""
+    matched: str | None = None
+    for token in candidates:
+        if len(emitted) >= max_tokens:
+            break
+        emitted.append(token)
+        out += token
+        matched = next((s for s in stops if s in out), None)
+        if matched is not None:
+            break
+    reason: FinishReason
+    if matched is not None:
+        reason = "stop_sequence"
+    elif len(emitted) >= max_tokens:
+        reason = "length"
+    else:
+        reason = "eos"
+    return Generation(emitted, out, reason, prompt_tokens, len(emitted), matched)
 
 
 def _validate_messages(messages: Any) -> list[Mapping[str, Any]]:
@@ -141,10 +543,18 @@ def _validate_messages(messages: Any) -> list[Mapping[str, Any]]:
 
 
 def run_openai(payload: Mapping[str, Any], model: ModelInfo, style: ChatStyle) -> ContainerResponse:
-    """Answer a chat (``messages``) or completions (``prompt``) body in OpenAI format."""
+    """Answer a chat (``messages``) or completions (``prompt``) body in OpenAI format.
+
+    Chat bodies may carry ``tools`` / ``tool_choice`` and ``response_format``: the
+    reply is then a tool call (see :func:`choose_tool`, arguments from
+    :func:`schema_instance`), ``"Tool result: ..."`` when the last message is a tool
+    result, or the JSON text the format asks for.
+    """
     chat = "messages" in payload
+    messages: list[Mapping[str, Any]] = []
     if chat:
-        prompt, words = chat_prompt(_validate_messages(payload.get("messages")))
+        messages = _validate_messages(payload.get("messages"))
+        prompt, words = chat_prompt(messages)
     elif "prompt" in payload:
         raw = payload["prompt"]
         if isinstance(raw, list) and len(raw) == 1:
@@ -159,12 +569,21 @@ def run_openai(payload: Mapping[str, Any], model: ModelInfo, style: ChatStyle) -
         )
     stops = _stop_list(payload.get("stop"))
     _check_temperature(payload.get("temperature"))
-    max_tokens = _positive_int(payload, ("max_tokens", "max_completion_tokens"), 256 if chat else 16)
-    n = _positive_int(payload, ("n",), 1)
-    generation = generate(
-        prompt, max_tokens=max_tokens, stop=stops, greeting=model.greeting, prompt_tokens=words
+    max_tokens = _positive_int(
+        payload, ("max_tokens", "max_completion_tokens"), 256 if chat else 16
     )
-    tool_calls = _tool_calls(payload, prompt) if chat else None
+    n = _positive_int(payload, ("n",), 1)
+    plan = _plan(payload, messages, prompt) if chat else None
+    call = plan if isinstance(plan, _ToolCall) else None
+    if call is not None:
+        tokens = call.completion_tokens()
+        generation = Generation([call.arguments], call.arguments, "eos", words, tokens)
+    elif isinstance(plan, str):
+        generation = _text_generation(plan, max_tokens=max_tokens, stops=stops, prompt_tokens=words)
+    else:
+        generation = generate(
+            prompt, max_tokens=max_tokens, stop=stops, greeting=model.greeting, prompt_tokens=words
+        )
     visible = _visible_text(generation, stops)
     head = {
         "id": f"{style.id_prefix}{next(_ids)}",
@@ -175,19 +594,24 @@ def run_openai(payload: Mapping[str, Any], model: ModelInfo, style: ChatStyle) -
     if payload.get("stream") is True:
         options = payload.get("stream_options")
         usage = isinstance(options, Mapping) and options.get("include_usage") is True
-        pieces = _stream(head, chat, generation, visible, style, usage)
+        if call is not None:
+            pieces = _stream_tool_call(head, call, generation, style, usage)
+        else:
+            pieces = _stream(head, chat, generation, visible, style, usage)
         return ContainerResponse(200, style.content_type, pieces)
     choices: list[dict[str, Any]] = []
     for index in range(n):
         choice: dict[str, Any] = {"index": index}
-        if chat:
-            message: dict[str, Any] = {"role": "assistant", "content": visible}
-            if tool_calls is not None:
-                message = {"role": "assistant", "content": None, "tool_calls": tool_calls}
-            choice["message"] = message
+        finish = _finish(generation)
+        if call is not None:
+            tool_call = call.wire(f"call_{next(_call_ids)}")
+            choice["message"] = {"role": "assistant", "content": None, "tool_calls": [tool_call]}
+            finish = "tool_calls"
+        elif chat:
+            choice["message"] = {"role": "assistant", "content": visible}
         else:
             choice["text"] = visible
-        choice.update(logprobs=None, finish_reason=_finish(generation))
+        choice.update(logprobs=None, finish_reason=finish)
         choices.append(choice)
     body = {**head, "choices": choices, "usage": _usage(generation), **dict(style.extra)}
     return json_response(200, body)
@@ -215,7 +639,49 @@ def _stream(
         yield Piece(style.frame({**head, "choices": [choice(None, None, role=True)]}), False)
     for delta in _deltas(generation, visible):
         yield Piece(style.frame({**head, "choices": [choice(delta, None)]}))
-    yield Piece(style.frame({**head, "choices": [choice(None, _finish(generation))]}), False)
+    yield from _stream_end(head, chat, generation, _finish(generation), style, usage)
+
+
+def _stream_tool_call(
+    head: dict[str, Any], call: _ToolCall, generation: Generation, style: ChatStyle, usage: bool
+) -> Iterator[Piece]:
+    """vLLM's tool-call stream: a header delta (id, name), then the arguments in pieces.
+
+    Each delta is a token (the header counts as the name's), as ``usage`` reports.
+    """
+    head = {**head, "object": "chat.completion.chunk"}
+
+    def chunk(delta: dict[str, Any]) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+        return style.frame({**head, "choices": [choice]})
+
+    header = {
+        "index": 0,
+        "id": f"call_{next(_call_ids)}",
+        "type": "function",
+        "function": {"name": call.name, "arguments": ""},
+    }
+    yield Piece(chunk({"role": "assistant", "content": None, "tool_calls": [header]}))
+    for piece in call.pieces():
+        yield Piece(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+    yield from _stream_end(head, True, generation, "tool_calls", style, usage)
+
+
+def _stream_end(
+    head: dict[str, Any],
+    chat: bool,
+    generation: Generation,
+    finish: str,
+    style: ChatStyle,
+    usage: bool,
+) -> Iterator[Piece]:
+    last: dict[str, Any] = {"index": 0}
+    if chat:
+        last["delta"] = {}
+    else:
+        last["text"] = ""
+    last.update(logprobs=None, finish_reason=finish)
+    yield Piece(style.frame({**head, "choices": [last]}), False)
     if usage:
         yield Piece(style.frame({**head, "choices": [], "usage": _usage(generation)}), False)
     done = style.done_frame()

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.tools import tool
+from pydantic import BaseModel, Field
 
 from sm_llm import ChatSageMaker, ConfigurationError
 from sm_llm import errors as e
@@ -166,3 +168,78 @@ async def test_async_sessions_and_calls(make_chat: Any, ep: Any) -> None:
     results = await chat.abatch([f"m{i}" for i in range(5)])
     assert [r.content for r in results] == [f"Echo: m{i}" for i in range(5)]
     await chat.aclose()
+
+
+# -- tools and structured output ---------------------------------------------------------
+
+
+
+@tool
+def get_weather(city: str) -> str:
+    """Get the weather in a city."""
+    return f"sunny in {city}"
+
+
+class Joke(BaseModel):
+    """A joke."""
+
+    setup: str = Field(description="the question")
+    punchline: str
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_tool_round_trip(make_chat: Any, ep: Any, streaming: bool) -> None:
+    chat = make_chat("openai", streaming=streaming).bind_tools([get_weather])
+    question = HumanMessage("What is the weather in Paris?")
+    call = chat.invoke([question])
+    assert call.tool_calls and call.tool_calls[0]["name"] == "get_weather"
+    assert call.tool_calls[0]["args"] == {"city": "What is the weather in Paris?"}
+    assert call.response_metadata["finish_reason"] == "tool_calls"
+    body = sent(ep)
+    assert body["tools"][0]["function"]["name"] == "get_weather"
+    result = get_weather.invoke(call.tool_calls[0])
+    final = chat.invoke([question, call, result])
+    assert final.content == "Tool result: sunny in What is the weather in Paris?"
+    assert sent(ep)["messages"][-1]["role"] == "tool"
+
+
+def test_streamed_tool_call_chunks_assemble(make_chat: Any, ep: Any, fault: Any) -> None:
+    ep.faults = fault(stream_split_seed=8)
+    chunks = list(make_chat("openai").bind_tools([get_weather], tool_choice="get_weather").stream("Paris"))
+    merged = chunks[0]
+    for piece in chunks[1:]:
+        merged = merged + piece
+    assert merged.tool_calls == [{"name": "get_weather", "args": {"city": "Paris"}, "id": merged.tool_calls[0]["id"], "type": "tool_call"}]
+    assert sum(1 for c in chunks if c.tool_call_chunks) > 2
+
+
+@pytest.mark.parametrize(("choice", "expected"), [("any", "required"), ("required", "required"), ("auto", "auto"), ("none", "none")])
+def test_tool_choice_values(make_chat: Any, ep: Any, choice: str, expected: str) -> None:
+    make_chat("openai").bind_tools([get_weather], tool_choice=choice).invoke("hello")
+    assert sent(ep)["tool_choice"] == expected
+
+
+def test_tool_choice_by_name_and_unknown(make_chat: Any, ep: Any) -> None:
+    make_chat("openai").bind_tools([get_weather], tool_choice="get_weather").invoke("x")
+    assert sent(ep)["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    with pytest.raises(ConfigurationError, match="not one of the tools"):
+        make_chat("openai").bind_tools([get_weather], tool_choice="other")
+
+
+@pytest.mark.parametrize("method", ["function_calling", "json_schema"])
+def test_structured_output(make_chat: Any, ep: Any, method: str) -> None:
+    joke = make_chat("openai").with_structured_output(Joke, method=method).invoke("a joke about cats")
+    assert isinstance(joke, Joke) and joke.setup == "a joke about cats"
+    body = sent(ep)
+    if method == "json_schema":
+        assert body["response_format"]["type"] == "json_schema"
+        assert body["response_format"]["json_schema"]["schema"]["required"] == ["setup", "punchline"]
+    else:
+        assert body["tool_choice"]["function"]["name"] == "Joke"
+
+
+def test_structured_output_include_raw_and_dict_schema(make_chat: Any) -> None:
+    out = make_chat("openai").with_structured_output(Joke, include_raw=True).invoke("cats")
+    assert isinstance(out["raw"], AIMessage) and isinstance(out["parsed"], Joke) and out["parsing_error"] is None
+    schema = {"title": "Person", "type": "object", "properties": {"age": {"type": "integer"}}, "required": ["age"]}
+    assert make_chat("openai").with_structured_output(schema, method="json_schema").invoke("I am 41") == {"age": 41}
