@@ -8,6 +8,7 @@
 
 from sm_llm.chat_models import ChatSageMaker
 from sm_llm.chat_templates import ChatTemplate
+from sm_llm.config import load_config
 from sm_llm.errors import (
     AsyncInferenceError,
     ConfigurationError,
@@ -42,4 +43,5 @@ __all__ = [
     "SageMakerLLM",
     "StreamError",
     "__version__",
+    "load_config",
 ]

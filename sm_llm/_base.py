@@ -186,6 +186,32 @@ class SageMakerBase(BaseModel):
         self._handler = ContentHandler.resolve(self.content_handler)
         self._routing().to_params(INVOKE, default_attributes=self._handler.custom_attributes)
 
+    # -- configuration as data ------------------------------------------------------
+
+    @classmethod
+    def from_yaml(cls, path: str | Any, name: str | None = None) -> Any:
+        """Load this kind of adapter from a YAML file (see :func:`sm_llm.load_config`)."""
+        from sm_llm.config import load_config
+
+        adapter = load_config(path, name=name)
+        if not isinstance(adapter, cls):
+            raise ConfigurationError(
+                f"{path} defines a {type(adapter).__name__}, not a {cls.__name__} (check kind:)"
+            )
+        return adapter
+
+    def to_config(self) -> dict[str, Any]:
+        """The adapter's non-default fields as a mapping (secrets left out); round-trips."""
+        from sm_llm.config import to_config
+
+        return to_config(self)
+
+    def to_yaml(self) -> str:
+        """:meth:`to_config` as YAML text."""
+        import yaml
+
+        return str(yaml.safe_dump(self.to_config(), sort_keys=False, allow_unicode=True))
+
     # -- connection ---------------------------------------------------------------
 
     @property

@@ -67,6 +67,13 @@ def _build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("handlers", help="list the content handler presets")
 
+    config = commands.add_parser("config", help="configuration files")
+    config_commands = config.add_subparsers(dest="config_command", required=True, parser_class=_Parser)
+    config_commands.add_parser("schema", help="print the JSON Schema of config files")
+    check = config_commands.add_parser("check", help="validate a file; print it resolved, secrets masked")
+    check.add_argument("file")
+    check.add_argument("--name", help="the model to check in a models: file (default: all)")
+
     local = commands.add_parser("local", help="the local SageMaker-compatible endpoint")
     local_commands = local.add_subparsers(dest="local_command", required=True, parser_class=_Parser)
     serve = local_commands.add_parser("serve", help="serve the local endpoint until Ctrl-C")
@@ -173,6 +180,30 @@ def _handlers() -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> int:
+    from sm_llm.config import config_schema, load_config, masked
+
+    if args.config_command == "schema":
+        print(json.dumps(config_schema(), indent=2))
+        return 0
+    import yaml
+
+    try:
+        with open(args.file, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"cannot read {args.file}: {exc}") from exc
+    names = [args.name] if args.name else list((data.get("models") or {}) if isinstance(data, dict) else []) or [None]
+    resolved = {}
+    for name in names:
+        adapter = load_config(args.file, name=name)
+        resolved[name or "model"] = masked(adapter)
+    out = resolved if len(names) > 1 or names[0] else resolved["model"]
+    print(yaml.safe_dump(out, sort_keys=False, allow_unicode=True), end="")
+    print(f"ok: {args.file} ({len(names)} model{'s' if len(names) > 1 else ''})", file=sys.stderr)
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from sm_llm.local import serve
 
@@ -189,6 +220,11 @@ def _serve(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sm-llm`` console script."""
     args = _build_parser().parse_args(argv)
+    import warnings
+
+    warnings.showwarning = lambda message, *_rest, **_kw: print(  # one line, no source dump
+        f"sm-llm: warning: {message}", file=sys.stderr
+    )
     try:
         if args.command == "invoke":
             return _invoke(args)
@@ -196,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _render(args)
         if args.command == "handlers":
             return _handlers()
+        if args.command == "config":
+            return _config(args)
         return _serve(args)
     except ConfigurationError as exc:
         print(f"sm-llm: error: {exc}", file=sys.stderr)

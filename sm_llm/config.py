@@ -1,0 +1,366 @@
+"""Adapters as data: load them from YAML (or a mapping), write them back.
+
+.. code-block:: yaml
+
+    # agent.yaml
+    defaults:
+      region_name: ${AWS_REGION:-us-east-1}
+    models:
+      assistant:
+        kind: chat
+        endpoint_name: my-vllm
+        content_handler: openai
+        max_tokens: 512
+      summariser:
+        kind: llm
+        endpoint_name: my-tgi
+        content_handler: ./handlers/tgi-long.yaml   # relative to this file
+
+``load_config("agent.yaml", name="assistant")`` returns the adapter. Every
+problem in a file — unknown keys, wrong types, bad presets, bad routing values,
+missing environment variables — is reported at once, as
+``agent.yaml:7 models.summariser.max_tokens: must be > 0``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sm_llm.errors import ConfigurationError
+
+__all__ = ["config_fields", "config_schema", "load_config", "masked", "to_config"]
+
+KINDS = ("llm", "chat", "embeddings")
+SECRETS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+_NOT_CONFIG = {"client", "config", "rate_limiter", "callbacks", "cache", "custom_get_token_ids", "profile"}
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_PATHLIKE = (".yaml", ".yml", ".jinja", ".json", ".j2")
+
+
+def _adapter_class(kind: str) -> Any:
+    if kind == "llm":
+        from sm_llm.llms import SageMakerLLM
+
+        return SageMakerLLM
+    if kind == "chat":
+        from sm_llm.chat_models import ChatSageMaker
+
+        return ChatSageMaker
+    from sm_llm.embeddings import SageMakerEmbeddings
+
+    return SageMakerEmbeddings
+
+
+def config_fields(kind: str) -> dict[str, Any]:
+    """The pydantic fields a config file may set for ``kind`` (name → FieldInfo)."""
+    cls = _adapter_class(kind)
+    return {name: f for name, f in cls.model_fields.items() if name not in _NOT_CONFIG}
+
+
+class _Source:
+    """A YAML document with line numbers for every dotted path."""
+
+    def __init__(self, text: str, name: str) -> None:
+        import yaml
+
+        self.name = name
+        try:
+            self.node = yaml.compose(text, Loader=yaml.SafeLoader)
+            self.data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{name}:{mark.line + 1}" if mark is not None else name
+            raise ConfigurationError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+
+    def line(self, path: tuple[str | int, ...]) -> int | None:
+        node = self.node
+        line = node.start_mark.line + 1 if node is not None else None
+        for key in path:
+            if node is None:
+                break
+            child = None
+            if getattr(node, "id", "") == "mapping":
+                for key_node, value_node in node.value:
+                    if key_node.value == key:
+                        child, line = value_node, key_node.start_mark.line + 1
+                        break
+            elif getattr(node, "id", "") == "sequence" and isinstance(key, int) and key < len(node.value):
+                child = node.value[key]
+                line = child.start_mark.line + 1
+            node = child
+        return line
+
+
+class _Problems:
+    def __init__(self, source: _Source | None) -> None:
+        self.source = source
+        self.items: list[tuple[int, str]] = []
+
+    def add(self, path: tuple[str | int, ...], message: str) -> None:
+        dotted = ".".join(str(p) for p in path) or "(top)"
+        where = self.source.name if self.source else "config"
+        line = self.source.line(path) if self.source else None
+        self.items.append((line or 0, f"{where}{f':{line}' if line else ''} {dotted}: {message}"))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            count = len(self.items)
+            lines = [text for _, text in sorted(self.items, key=lambda item: item[0])]
+            raise ConfigurationError(
+                f"{count} problem{'s' if count > 1 else ''} in the configuration:\n  "
+                + "\n  ".join(lines)
+            )
+
+
+def _interpolate(value: Any, path: tuple[str | int, ...], problems: _Problems) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, (*path, k), problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, (*path, i), problems) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = os.environ.get(name)
+        if found is not None and (found or default is None):
+            return found
+        if default is not None:
+            return default
+        problems.add(path, f"environment variable {name} is not set (write ${{{name}:-default}} for a default)")
+        return ""
+
+    return _VAR.sub(substitute, value)
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _resolve_paths(fields: dict[str, Any], base_dir: Path | None) -> None:
+    """``content_handler`` / ``chat_template`` paths are relative to the YAML file."""
+    if base_dir is None:
+        return
+    for key in ("content_handler", "chat_template"):
+        value = fields.get(key)
+        if isinstance(value, str) and value.endswith(_PATHLIKE) and "{" not in value:
+            candidate = Path(value)
+            if not candidate.is_absolute():
+                fields[key] = str((base_dir / candidate).resolve())
+
+
+def _build(
+    kind: Any, fields: dict[str, Any], raw: dict[str, Any], path: tuple[str | int, ...], problems: _Problems
+) -> Any:
+    if kind not in KINDS:
+        problems.add((*path, "kind"), f"must be one of {', '.join(KINDS)} (got {kind!r})")
+        return None
+    allowed = config_fields(kind)
+    aliases = {f.alias: name for name, f in allowed.items() if f.alias}
+    clean: dict[str, Any] = {}
+    for key, value in fields.items():
+        name = aliases.get(key, key)
+        if name not in allowed:
+            close = [k for k in allowed if k.split("_")[0] == str(key).split("_")[0]]
+            hint = f" (did you mean {', '.join(close[:3])}?)" if close else ""
+            problems.add((*path, key), f"unknown field for kind {kind}{hint}")
+            continue
+        literal = isinstance(raw.get(key), str) and "${" not in raw[key]
+        if name in SECRETS and value and literal and problems.source is not None:
+            warnings.warn(
+                f"{problems.source.name}: {'.'.join(map(str, (*path, key)))} holds a literal secret; "
+                f"prefer ${{{name.upper()}}} from the environment",
+                stacklevel=4,
+            )
+        clean[name] = value
+    from pydantic import ValidationError
+
+    _precheck(clean, path, problems)
+    try:
+        _config_model(kind).model_validate({"kind": kind, **clean})
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
+            if loc[:1] and loc[0] in ("content_handler", "chat_template"):
+                continue  # reported by _precheck with a better message
+            problems.add((*path, *loc[:1]), err["msg"].replace("Input should be", "must be"))
+    if problems.items:
+        return None
+
+    try:
+        return _adapter_class(kind)(**clean)
+    except ConfigurationError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ValidationError):
+            for err in cause.errors():
+                loc = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
+                problems.add((*path, *loc[:1]), err["msg"].replace("Input should be", "must be"))
+        else:
+            field = next((f for f in clean if str(exc).startswith((f"{f}=", f"{f} "))), None)
+            problems.add((*path, field) if field else path, str(exc))
+    return None
+
+
+def _precheck(fields: dict[str, Any], path: tuple[str | int, ...], problems: _Problems) -> None:
+    """Check routing values, the handler and the chat template one by one, so that every
+    problem is reported (construction stops at the first)."""
+    from pydantic import ValidationError
+
+    from sm_llm._routing import INVOKE, ROUTING_FIELDS, Routing, check_endpoint_name
+    from sm_llm.chat_templates import ChatTemplate
+    from sm_llm.handlers import ContentHandler
+
+    checks: dict[str, Any] = {
+        name: (lambda value, name=name: Routing(**{name: value}).to_params(INVOKE))
+        for name in ROUTING_FIELDS
+    }
+    checks["endpoint_name"] = check_endpoint_name
+    checks["content_handler"] = ContentHandler.resolve
+    checks["chat_template"] = ChatTemplate.resolve
+    for name, check in checks.items():
+        value = fields.get(name)
+        if value is None:
+            continue
+        try:
+            check(value)
+        except (ConfigurationError, ValidationError, TypeError) as exc:
+            problems.add((*path, name), str(exc).splitlines()[0])
+
+
+def load_config(source: str | Path | dict[str, Any], name: str | None = None) -> Any:
+    """A ``SageMakerLLM``, ``ChatSageMaker`` or ``SageMakerEmbeddings`` from YAML.
+
+    ``source``: a path to a YAML file, YAML text, or an already-parsed mapping.
+    A file with several adapters under ``models:`` needs ``name=`` (unless it
+    holds exactly one); ``defaults:`` are merged into each.
+    """
+    parsed: _Source | None = None
+    base_dir: Path | None = None
+    if isinstance(source, dict):
+        data: Any = source
+    else:
+        text = str(source)
+        path = Path(text)
+        if isinstance(source, Path) or text.endswith((".yaml", ".yml")) or (
+            "\n" not in text and path.is_file()
+        ):
+            try:
+                content = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigurationError(f"cannot read {path}: {exc}") from exc
+            parsed, base_dir = _Source(content, path.name), path.resolve().parent
+        else:
+            parsed = _Source(text, "<string>")
+        data = parsed.data
+    problems = _Problems(parsed)
+    if not isinstance(data, dict):
+        problems.add((), "a configuration must be a mapping")
+        problems.raise_if_any()
+    raw_data = data
+    data = _interpolate(data, (), problems)
+    problems.raise_if_any()
+    if "models" in data:
+        unknown = set(data) - {"models", "defaults"}
+        for key in sorted(unknown):
+            problems.add((key,), "unknown top-level key (expected models: and defaults:)")
+        models = data.get("models") or {}
+        defaults = data.get("defaults") or {}
+        if not isinstance(models, dict) or not isinstance(defaults, dict):
+            problems.add(("models",), "models: and defaults: must be mappings")
+            problems.raise_if_any()
+        if name is None and len(models) == 1:
+            name = next(iter(models))
+        if name is None:
+            raise ConfigurationError(f"several models are defined ({', '.join(models)}): pass name=")
+        if name not in models:
+            raise ConfigurationError(f"no model named {name!r}; defined: {', '.join(models) or 'none'}")
+        entry = models[name]
+        if not isinstance(entry, dict):
+            problems.add(("models", name), "must be a mapping of fields")
+            problems.raise_if_any()
+        fields, path = _merge(defaults, entry), ("models", name)
+        raw = _merge(raw_data.get("defaults") or {}, raw_data["models"][name])
+    else:
+        fields, path, raw = dict(data), (), raw_data
+    kind = fields.pop("kind", "llm")
+    _resolve_paths(fields, base_dir)
+    adapter = _build(kind, fields, raw, path, problems)
+    problems.raise_if_any()
+    return adapter
+
+
+def to_config(adapter: Any) -> dict[str, Any]:
+    """The adapter as a config mapping: non-default fields, no secrets, ``kind`` first."""
+    from sm_llm.handlers import ContentHandler
+
+    kind = {"SageMakerLLM": "llm", "ChatSageMaker": "chat", "SageMakerEmbeddings": "embeddings"}.get(
+        type(adapter).__name__, "llm"
+    )
+    config: dict[str, Any] = {"kind": kind}
+    for name, field in config_fields(kind).items():
+        if name in SECRETS or name in ("name", "verbose", "tags", "metadata", "disable_streaming", "output_version"):
+            continue
+        value = getattr(adapter, name)
+        if value == field.get_default(call_default_factory=True):
+            continue
+        if isinstance(value, ContentHandler) or hasattr(value, "model_dump"):
+            value = value.model_dump(exclude_defaults=True)
+        config[name] = value
+    return config
+
+
+@cache
+def _config_model(kind: str) -> Any:
+    """A pydantic model of one config entry: the adapter's fields, nothing else."""
+    from typing import Literal
+
+    from pydantic import ConfigDict, create_model
+
+    # kind may be left out only for llm, so each document matches exactly one variant
+    fields: dict[str, Any] = {"kind": (Literal[kind], kind if kind == "llm" else ...)}
+    for name, field in config_fields(kind).items():
+        fields[name] = (field.annotation, field)
+    config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
+    return create_model(f"{kind.capitalize()}Config", __config__=config, **fields)
+
+
+def masked(adapter: Any) -> dict[str, Any]:
+    """:func:`to_config` plus the secrets that are set, shown as ``****``."""
+    config = to_config(adapter)
+    for name in SECRETS:
+        if getattr(adapter, name, None) is not None:
+            config[name] = "****"
+    return config
+
+
+def config_schema() -> dict[str, Any]:
+    """A JSON Schema for config files (one adapter, or ``models:`` + ``defaults:``)."""
+    variants = [_config_model(kind).model_json_schema(mode="validation") for kind in KINDS]
+    single = {"oneOf": variants}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "sm_llm configuration",
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["models"],
+                "additionalProperties": False,
+                "properties": {
+                    "defaults": {"type": "object"},
+                    "models": {"type": "object", "additionalProperties": single},
+                },
+            },
+            single,
+        ],
+    }
