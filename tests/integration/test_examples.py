@@ -14,6 +14,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EXPECT = {
     "quickstart.py": "Echo: SageMaker endpoints are now LangChain models",
     "multi_model_endpoint.py": "model-b.tar.gz → B: hello from the other model",
+    "chain.py": "batch: Echo: Summarise in one line: document number 3",
+    "agent.py": "answer: Tool result: It is 21 °C and sunny in Lisbon.",
+    "chatbot_backend.py": "history of alice: 4 messages",
 }
 
 

@@ -1,0 +1,95 @@
+"""A chatbot backend on asyncio: per-conversation history, replies streamed as they arrive.
+
+    POST /chat/<conversation-id>   body: the user's message   →   chunked text/plain stream
+
+Standard library only (asyncio streams); in production put ChatSageMaker behind
+FastAPI/Starlette the same way. Run as a script it starts the server, holds a
+two-turn conversation with it over real HTTP, and stops.
+"""
+
+import asyncio
+from collections import defaultdict
+
+from _endpoint import endpoint
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+
+from sm_llm import ChatSageMaker
+
+SYSTEM = SystemMessage("You are a concise assistant.")
+
+
+class ChatServer:
+    """Keeps each conversation's history and streams the model's replies."""
+
+    def __init__(self, chat: ChatSageMaker, max_turns: int = 20) -> None:
+        self.chat = chat
+        self.max_turns = max_turns
+        self.history: dict[str, list[BaseMessage]] = defaultdict(list)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request_line = (await reader.readline()).decode()
+            headers = {}
+            while (line := (await reader.readline()).decode().strip()) and len(headers) < 100:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            method, path, _ = request_line.split(" ", 2)
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            if method != "POST" or not path.startswith("/chat/"):
+                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                return
+            await self.reply(path.removeprefix("/chat/"), body.decode(), writer)
+        finally:
+            await writer.drain()
+            writer.close()
+
+    async def reply(self, conversation: str, text: str, writer: asyncio.StreamWriter) -> None:
+        turns = self.history[conversation]
+        turns.append(HumanMessage(text))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n")
+        answer = []
+        async for chunk in self.chat.astream([SYSTEM, *turns[-self.max_turns :]]):
+            if piece := str(chunk.content):
+                answer.append(piece)
+                data = piece.encode()
+                writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+                await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        turns.append(AIMessage("".join(answer)))
+
+
+async def ask(port: int, conversation: str, text: str) -> str:
+    """A tiny HTTP client: POST a message, print the streamed reply as it arrives."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    data = text.encode()
+    writer.write(b"POST /chat/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (conversation.encode(), len(data), data))
+    await writer.drain()
+    while (await reader.readline()).strip():  # status line and headers
+        pass
+    received = []
+    for _ in range(10_000):  # bounded
+        size = int((await reader.readline()).strip(), 16)
+        if size == 0:
+            break
+        piece = (await reader.readexactly(size + 2))[:-2].decode()
+        received.append(piece)
+        print(piece, end="", flush=True)
+    print()
+    writer.close()
+    return "".join(received)
+
+
+async def main() -> None:
+    with endpoint("openai") as where:
+        async with ChatSageMaker(**where, content_handler="openai", max_tokens=64) as chat:
+            app = ChatServer(chat)
+            server = await asyncio.start_server(app.handle, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            async with server:
+                await ask(port, "alice", "Hello, I am Alice")
+                await ask(port, "alice", "What did I just tell you?")
+                print(f"history of alice: {len(app.history['alice'])} messages")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
