@@ -253,7 +253,7 @@ def load_config(source: str | Path | dict[str, Any], name: str | None = None) ->
         text = str(source)
         path = Path(text)
         if isinstance(source, Path) or text.endswith((".yaml", ".yml")) or (
-            "\n" not in text and path.is_file()
+            "\n" not in text and _is_file(path)
         ):
             try:
                 content = path.read_text(encoding="utf-8")
@@ -298,6 +298,13 @@ def load_config(source: str | Path | dict[str, Any], name: str | None = None) ->
     adapter = _build(kind, fields, raw, path, problems)
     problems.raise_if_any()
     return adapter
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long, or with NUL: YAML text, not a path
+        return False
 
 
 def to_config(adapter: Any) -> dict[str, Any]:

@@ -218,3 +218,12 @@ def test_stream_records() -> None:
     openai = ContentHandler.from_preset("openai")
     chunk = openai.parse_stream_record('{"choices": [{"index": 0, "delta": {"content": "x", "tool_calls": [{"index": 0, "id": "c1"}]}, "finish_reason": null}]}')
     assert chunk.text == "x" and chunk.tool_call_chunks == [{"index": 0, "id": "c1"}]
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_parameters_never_replace_the_prompt(name: str) -> None:
+    # Found by the fuzz suite: a parameter called "messages" used to replace the messages.
+    handler = ContentHandler.from_preset(name)
+    hostile = {"messages": None, "inputs": "x", "text_inputs": "x", "stream": True}
+    body = json.loads(handler.render_request("the prompt", parameters=hostile))
+    assert PROMPT_PATH[name](body) == "the prompt"
