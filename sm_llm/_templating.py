@@ -19,7 +19,7 @@ from typing import Any
 
 from sm_llm.errors import ConfigurationError
 
-__all__ = ["compile_template", "render", "tojson"]
+__all__ = ["MAX_PRODUCT", "compile_template", "render", "sandbox_class", "tojson"]
 
 
 def _json_default(value: Any) -> Any:
@@ -55,13 +55,39 @@ def _raise_exception(message: str) -> None:
     raise ConfigurationError(f"chat template rejected the messages: {message}")
 
 
+MAX_PRODUCT = 1_000_000
+"""Longest string or list a template may build with ``*``; also bounds ``**``."""
+
+
+@lru_cache(maxsize=1)
+def sandbox_class() -> Any:
+    """``ImmutableSandboxedEnvironment`` that also refuses memory bombs (``'a' * 10**9``)."""
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class Sandbox(ImmutableSandboxedEnvironment):  # type: ignore[misc]
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            if operator == "**":
+                if isinstance(right, (int, float)) and abs(right) > 64 and abs(left) > 1:
+                    raise SecurityError("exponent too large in a template")
+                return super().call_binop(context, operator, left, right)
+            for seq, count in ((left, right), (right, left)):
+                sized = isinstance(seq, (str, list, tuple)) and isinstance(count, int)
+                if sized and len(seq) * count > MAX_PRODUCT:
+                    raise SecurityError("a template tried to build an oversized sequence")
+            return super().call_binop(context, operator, left, right)
+
+    return Sandbox
+
+
 @lru_cache(maxsize=1)
 def _environment() -> Any:
     # Imported lazily: jinja2 costs ~15 ms at import and is only needed on first render.
     from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    env = ImmutableSandboxedEnvironment(
+    env = sandbox_class()(
         undefined=StrictUndefined,
         autoescape=False,
         keep_trailing_newline=False,
@@ -98,5 +124,5 @@ def render(template: Any, context: dict[str, Any], *, what: str = "template") ->
         raise ConfigurationError(f"{what} tried an unsafe operation: {exc}") from exc
     except TemplateError as exc:
         raise ConfigurationError(f"{what} failed to render: {exc}") from exc
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+    except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError, RecursionError) as exc:
         raise ConfigurationError(f"{what} failed to render: {exc}") from exc

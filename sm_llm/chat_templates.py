@@ -31,7 +31,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from sm_llm._templating import render
+from sm_llm._templating import render, sandbox_class
 from sm_llm.errors import ConfigurationError
 
 __all__ = ["ChatTemplate"]
@@ -60,7 +60,6 @@ def _environment() -> Any:
     from jinja2.exceptions import SecurityError
     from jinja2.ext import Extension, loopcontrols
     from jinja2.parser import Parser
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
     from jinja2.utils import Namespace
 
     class Generation(Extension):
@@ -90,7 +89,7 @@ def _environment() -> Any:
             check_name(name)
             Namespace.__setitem__(self, name, value)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[Generation, loopcontrols])
+    env = sandbox_class()(trim_blocks=True, lstrip_blocks=True, extensions=[Generation, loopcontrols])
     env.filters["tojson"] = _tojson
     env.globals.update(
         raise_exception=_reject,
