@@ -7,7 +7,13 @@ import json
 import pytest
 from langchain_core.load import dumpd
 
-from sm_llm import ChatSageMaker, ConfigurationError, ContentHandler, ResponseParseError, SageMakerLLM
+from sm_llm import (
+    ChatSageMaker,
+    ConfigurationError,
+    ContentHandler,
+    ResponseParseError,
+    SageMakerLLM,
+)
 from sm_llm.chat_templates import ChatTemplate
 
 ESCAPES = [
