@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_PORT ?= 18080
 
-.PHONY: install demo test unit integration lint typecheck bench clean
+.PHONY: install demo test unit integration soak fuzz lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(PY) -m pytest -q tests/integration
+
+# The full fault soak (1,000 mixed requests) and the long hypothesis profile.
+soak: $(STAMP)
+	$(PY) -m pytest -q -s tests/soak
+
+fuzz: $(STAMP)
+	SM_LLM_HYPOTHESIS_EXAMPLES=5000 $(PY) -m pytest -q tests/unit/test_fuzz.py tests/unit/test_decoding_props.py
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'

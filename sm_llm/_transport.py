@@ -244,9 +244,18 @@ def map_error(
         return e.ConfigurationError(f"{where}: invalid request: {exc}")
     if isinstance(exc, bx.BotoCoreError):
         return e.EndpointUnreachableError(f"{where} failed: {exc}")
-    if isinstance(exc, (OSError, Urllib3Error)):
+    if isinstance(exc, (OSError, Urllib3Error)) or _is_aiohttp_error(exc):
         return e.EndpointUnreachableError(f"{where}: connection failed: {exc}")
     return e.SageMakerError(f"{where} failed: {type(exc).__name__}: {exc}")
+
+
+def _is_aiohttp_error(exc: BaseException) -> bool:
+    """aiohttp's connection/payload errors (aiobotocore lets some through unwrapped)."""
+    if not type(exc).__module__.startswith("aiohttp"):
+        return False
+    from aiohttp import ClientError
+
+    return isinstance(exc, ClientError)
 
 
 def _client_error(exc: Any, where: str, partial_text: str) -> e.SageMakerError:

@@ -10,6 +10,7 @@ The YAML shape (every key optional; omitting ``endpoints`` keeps the default set
     endpoints:
       - name: tgi                     # single variant "AllTraffic"
         container: tgi                # tgi | lmi | openai | jumpstart | jumpstart-chat | text2text
+                                      # embeddings: tei | openai-embeddings | jumpstart-embeddings
         model_id: local-echo          # name the container reports
         greeting: "Echo:"             # first token of every reply
       - name: variants
@@ -68,7 +69,10 @@ __all__ = [
     "default_endpoints",
 ]
 
-ContainerFormat = Literal["tgi", "lmi", "openai", "jumpstart", "jumpstart-chat", "text2text"]
+ContainerFormat = Literal[
+    "tgi", "lmi", "openai", "jumpstart", "jumpstart-chat", "text2text",
+    "tei", "openai-embeddings", "jumpstart-embeddings",
+]
 ErrorCode = Literal[
     "ThrottlingException",
     "ModelNotReadyException",
@@ -109,6 +113,8 @@ class FaultConfig(_Model):
     stream_max_part: int = Field(default=0, ge=0)
     stream_omit_trailing_newline: bool = False
     stream_error_after_tokens: int | None = Field(default=None, ge=0)
+    stream_error_rate: float = Field(default=0.0, ge=0, le=1)
+    """Probability that a stream fails mid-way (after 0-5 tokens) — for soak tests."""
     stream_error_type: Literal["ModelStreamError", "InternalStreamFailure"] = "ModelStreamError"
     stream_error_code: Literal["ModelInvocationTimeExceeded", "StreamBroken"] = (
         "ModelInvocationTimeExceeded"
@@ -184,6 +190,7 @@ def default_endpoints() -> list[EndpointSpec]:
     """One endpoint per reference container plus one per routing topology."""
     formats: list[ContainerFormat] = [
         "tgi", "lmi", "openai", "jumpstart", "jumpstart-chat", "text2text",
+        "tei", "openai-embeddings", "jumpstart-embeddings",
     ]
     plain = [EndpointSpec(name=f, container=f) for f in formats]
     return [
@@ -211,6 +218,7 @@ def default_endpoints() -> list[EndpointSpec]:
             components={
                 "ic-tgi": ModelSpec(container="tgi"),
                 "ic-openai": ModelSpec(container="openai"),
+                "ic-tei": ModelSpec(container="tei"),
             },
         ),
     ]

@@ -73,6 +73,16 @@ class FaultState:
         with self._lock:
             return self._variants.choices(list(names), weights=list(weights))[0]
 
+    def stream_config(self) -> FaultConfig:
+        """The fault config for one stream: ``stream_error_rate`` drawn per stream."""
+        config = self.config
+        if config.stream_error_rate <= 0 or config.stream_error_after_tokens is not None:
+            return config
+        with self._lock:
+            fails = self._errors.random() < config.stream_error_rate
+            after = self._errors.randint(0, 5)
+        return config.model_copy(update={"stream_error_after_tokens": after}) if fails else config
+
     def split_rng(self) -> random.Random | None:
         """An RNG for re-chunking one stream (``None`` when splitting is off)."""
         if self._splits is None:

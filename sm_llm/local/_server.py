@@ -378,7 +378,7 @@ class _Handler(BaseHTTPRequestHandler):
             "X-Amzn-SageMaker-Content-Type": response.content_type,
             "Transfer-Encoding": "chunked",
         }
-        items = shape_stream(response.pieces, faults.config, faults.split_rng(), state.wait)
+        items = shape_stream(response.pieces, faults.stream_config(), faults.split_rng(), state.wait)
         record.status, record.stream_completed = 200, False
         try:
             self._start(200, headers)

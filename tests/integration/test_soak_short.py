@@ -1,0 +1,22 @@
+"""A short fault soak in every test run (the long one: tests/soak/)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "soak"))
+
+from soak import run_soak, soak_faults  # noqa: E402
+
+from sm_llm.local import LocalEndpoint  # noqa: E402
+
+
+async def test_short_soak() -> None:
+    with LocalEndpoint(faults=soak_faults(7)) as endpoint:
+        tally = await run_soak(endpoint.url, 240, seed=7)
+    print(f"\nshort soak: {tally}")
+    assert tally.bad() == 0, "\n".join(tally.problems[:20])
+    assert sum(tally.outcomes.values()) == 240
+    assert tally.outcomes["typed_error"] > 0  # the faults really happened
+    assert "SageMakerError" not in tally.errors  # every failure has its specific class

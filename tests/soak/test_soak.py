@@ -1,0 +1,25 @@
+"""The full fault soak: 1,000 mixed requests (``SM_LLM_SOAK_REQUESTS`` to change)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from soak import run_soak, soak_faults  # noqa: E402
+
+from sm_llm.local import LocalEndpoint  # noqa: E402
+
+
+async def test_soak() -> None:
+    requests = int(os.environ.get("SM_LLM_SOAK_REQUESTS", "1000"))
+    seed = int(os.environ.get("SM_LLM_SOAK_SEED", "2026"))
+    with LocalEndpoint(faults=soak_faults(seed)) as endpoint:
+        tally = await run_soak(endpoint.url, requests, seed)
+    print(f"\nsoak (seed {seed}): {tally}")
+    assert tally.bad() == 0, "\n".join(tally.problems[:20])
+    assert sum(tally.outcomes.values()) == requests
+    assert tally.outcomes["ok"] > requests // 2
+    assert "SageMakerError" not in tally.errors
