@@ -7,9 +7,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "soak"))
 
-from soak import run_soak, soak_faults  # noqa: E402
+from soak import run_soak, soak_faults
 
-from sm_llm.local import LocalEndpoint  # noqa: E402
+from sm_llm.local import LocalEndpoint
 
 
 async def test_short_soak() -> None:

@@ -21,7 +21,7 @@ from sm_llm.errors import SageMakerError, StreamError
 from sm_llm.local import FaultConfig
 
 KINDS = ("invoke", "stream", "ainvoke", "astream", "chat_invoke", "chat_astream")
-WORDS = "alpha beta gamma delta 🦜 你好 epsilon zeta".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "🦜", "你好", "epsilon", "zeta"]
 HANG_AFTER = 30.0
 
 
@@ -138,7 +138,7 @@ async def run_soak(url: str, requests: int, seed: int, concurrency: int = 24) ->
                 tally.outcomes["hang"] += 1
                 tally.problems.append(f"{label}: no result within {HANG_AFTER}s")
                 return
-            except BaseException as exc:  # noqa: BLE001 - classifying is the point
+            except BaseException as exc:
                 if isinstance(exc, asyncio.CancelledError):
                     raise
                 if kind.endswith("invoke"):

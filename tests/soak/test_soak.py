@@ -8,9 +8,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from soak import run_soak, soak_faults  # noqa: E402
+from soak import run_soak, soak_faults
 
-from sm_llm.local import LocalEndpoint  # noqa: E402
+from sm_llm.local import LocalEndpoint
 
 
 async def test_soak() -> None:
