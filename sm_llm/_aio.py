@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,7 +70,7 @@ async def _create(settings: ClientSettings) -> Any:
         raise e.ConfigurationError(f"cannot create the async SageMaker Runtime client: {exc}") from exc
 
 
-async def _keeper(client: Any) -> AsyncIterator[None]:
+async def _keeper(client: Any) -> AsyncGenerator[None, None]:
     try:
         yield
     finally:

@@ -8,9 +8,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -405,13 +404,9 @@ class SageMakerBase(BaseModel):
                 remaining = state.remaining()
                 if state.attempt == 1 or remaining is None:
                     return attempt(), state
-                # A retry must not outlive the deadline: wait for it at most that long.
-                future = self._executor().submit(attempt)
-                try:
-                    return future.result(timeout=max(remaining, 0.0)), state
-                except FutureTimeout:
-                    future.cancel()
-                    raise _deadline(state) from None
+                # A retry must not outlive the deadline: wait for it at most that long (in its
+                # own thread: the shared executor may be the one waiting here).
+                return _bounded(attempt, max(remaining, 0.0), state), state
             except SageMakerError as exc:
                 delay = state.next_delay(exc)
                 if delay is None:
@@ -453,7 +448,7 @@ class SageMakerBase(BaseModel):
 
     def _stream_records(
         self, request: PreparedRequest, assembler: StreamAssembler
-    ) -> Iterator[StreamDelta]:
+    ) -> Generator[StreamDelta, None, None]:
         """Deltas of one streamed call; the HTTP stream is closed however iteration ends."""
         client = self._get_client()
         # Only opening the stream is retried: nothing is retried once bytes have flowed.
@@ -473,7 +468,7 @@ class SageMakerBase(BaseModel):
 
     async def _astream_records(
         self, request: PreparedRequest, assembler: StreamAssembler
-    ) -> AsyncIterator[StreamDelta]:
+    ) -> AsyncGenerator[StreamDelta, None]:
         """Async twin of :meth:`_stream_records`: aiobotocore, or worker threads without it."""
         parts: AsyncIterator[bytes]
         if self._native_async():
@@ -524,6 +519,27 @@ class SageMakerBase(BaseModel):
 
 
 _AIO_AVAILABLE = _aio.aio_available()
+
+
+def _bounded(attempt: Callable[[], T], seconds: float, state: RetryState) -> T:
+    """``attempt()`` in a daemon thread, abandoned (and a timeout raised) after ``seconds``."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, attempt()))
+        except BaseException as exc:
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=run, name="sm-llm-retry", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if not outcome:
+        raise _deadline(state)
+    ok, value = outcome[0]
+    if ok:
+        return value  # type: ignore[no-any-return]
+    raise value
 
 
 def _with_attempts(metadata: dict[str, Any], state: RetryState) -> dict[str, Any]:

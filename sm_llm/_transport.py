@@ -286,7 +286,7 @@ def _client_error(exc: Any, where: str, partial_text: str) -> e.SageMakerError:
             **common,
         )
     if code == "ValidationError" or status == 400:
-        cls = e.EndpointNotFoundError if _NOT_FOUND.search(message) else e.RequestValidationError
-        return cls(text, **common)
-    cls = _BY_CODE.get(code) or (_BY_STATUS.get(status) if isinstance(status, int) else None)
-    return (cls or e.SageMakerError)(text, **common)
+        invalid = e.EndpointNotFoundError if _NOT_FOUND.search(message) else e.RequestValidationError
+        return invalid(text, **common)
+    by_status = _BY_STATUS.get(status) if isinstance(status, int) else None
+    return (_BY_CODE.get(code) or by_status or e.SageMakerError)(text, **common)

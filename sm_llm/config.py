@@ -289,13 +289,14 @@ def load_config(source: str | Path | dict[str, Any], name: str | None = None) ->
         if not isinstance(entry, dict):
             problems.add(("models", name), "must be a mapping of fields")
             problems.raise_if_any()
-        fields, path = _merge(defaults, entry), ("models", name)
+        where: tuple[str | int, ...]
+        fields, where = _merge(defaults, entry), ("models", name)
         raw = _merge(raw_data.get("defaults") or {}, raw_data["models"][name])
     else:
-        fields, path, raw = dict(data), (), raw_data
+        fields, where, raw = dict(data), (), raw_data
     kind = fields.pop("kind", "llm")
     _resolve_paths(fields, base_dir)
-    adapter = _build(kind, fields, raw, path, problems)
+    adapter = _build(kind, fields, raw, where, problems)
     problems.raise_if_any()
     return adapter
 

@@ -110,7 +110,7 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         **kwargs: Any,
     ) -> LLMResult:
         if self.streaming and len(prompts) == 1:
-            generation: Generation | None = None
+            generation: GenerationChunk | None = None
             for chunk in self._stream(prompts[0], stop=stop, run_manager=run_manager, **kwargs):
                 generation = chunk if generation is None else generation + chunk
             return self._result([[generation or Generation(text="")]])
@@ -125,7 +125,7 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
 
     def _result(self, generations: list[list[Generation]]) -> LLMResult:
         return LLMResult(
-            generations=generations,  # type: ignore[arg-type]
+            generations=generations,
             llm_output={"endpoint_name": self.endpoint_name, "model_name": self._model_name()},
         )
 
@@ -139,7 +139,7 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         import asyncio
 
         if self.streaming and len(prompts) == 1:
-            generation: Generation | None = None
+            generation: GenerationChunk | None = None
             async for chunk in self._astream(prompts[0], stop=stop, run_manager=run_manager, **kwargs):
                 generation = chunk if generation is None else generation + chunk
             return self._result([[generation or Generation(text="")]])
