@@ -9,7 +9,7 @@ DEMO_PORT ?= 18080
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,aio]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,aio,progress]'
 	touch $(STAMP)
 
 install: $(STAMP)

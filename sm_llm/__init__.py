@@ -6,6 +6,7 @@
 >>> chat = ChatSageMaker(endpoint_name="my-vllm", content_handler="openai", region_name="us-east-1")
 """
 
+from sm_llm._async_config import AsyncInferenceConfig
 from sm_llm.chat_models import ChatSageMaker
 from sm_llm.chat_templates import ChatTemplate
 from sm_llm.config import load_config
@@ -27,6 +28,7 @@ from sm_llm.llms import SageMakerLLM
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncInferenceConfig",
     "AsyncInferenceError",
     "ChatSageMaker",
     "ChatTemplate",

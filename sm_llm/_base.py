@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 
 from sm_llm import _aio, _transport
+from sm_llm._async_config import AsyncInferenceConfig
 from sm_llm._decoding import StreamDecoder
 from sm_llm._retry import RetryPolicy, RetryState
 from sm_llm._routing import (
@@ -157,6 +158,8 @@ class SageMakerBase(BaseModel):
     enable_explanations: str | bool | None = None
     session_id: str | None = None
     inference_id: str | None = None
+    async_inference: AsyncInferenceConfig | None = None
+    """When set, every call goes through ``InvokeEndpointAsync`` (S3 or inline) and waits."""
 
     _handler: ContentHandler = PrivateAttr()
     _client: Any = PrivateAttr(default=None)
@@ -261,6 +264,36 @@ class SageMakerBase(BaseModel):
         """Run blocking ``fn`` on the adapter's executor without blocking the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self._executor(), fn, *args)
 
+    # -- asynchronous inference ------------------------------------------------------
+
+    def submit(self, input: Any, *, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        """Submit a long job with ``InvokeEndpointAsync``; returns an
+        :class:`sm_llm.async_inference.InferenceJob` at once (see ``async_inference``)."""
+        from sm_llm.async_inference import submit
+
+        return submit(self, input, stop=stop, **kwargs)
+
+    async def asubmit(self, input: Any, *, stop: list[str] | None = None, **kwargs: Any) -> Any:
+        """Async :meth:`submit`."""
+        from sm_llm.async_inference import asubmit
+
+        return await asubmit(self, input, stop=stop, **kwargs)
+
+    def _through_jobs(self, inputs: list[Any], stop: list[str] | None, kwargs: dict[str, Any]) -> list[Any]:
+        """Submit every input, then wait for all: generations in input order."""
+        from sm_llm.async_inference import wait_all
+
+        jobs = [self.submit(value, stop=stop, **kwargs) for value in inputs]
+        return wait_all(jobs, return_exceptions=False, generations=True)
+
+    async def _athrough_jobs(
+        self, inputs: list[Any], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> list[Any]:
+        from sm_llm.async_inference import await_all
+
+        jobs = await asyncio.gather(*(self.asubmit(value, stop=stop, **kwargs) for value in inputs))
+        return await await_all(jobs, return_exceptions=False, generations=True)
+
     def open_session(self) -> Any:
         """Open a stateful session; returns a :class:`sm_llm.sessions.Session` to use and close."""
         from sm_llm.sessions import open_session
@@ -281,6 +314,10 @@ class SageMakerBase(BaseModel):
             client.close()
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
+        if self.async_inference is not None:
+            from sm_llm.async_inference import close_s3_clients
+
+            close_s3_clients(self)
 
     async def aclose(self) -> None:
         """Close this event loop's async client, then everything :meth:`close` releases."""

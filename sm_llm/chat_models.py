@@ -152,6 +152,8 @@ class ChatSageMaker(SageMakerBase, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        if self.async_inference is not None:
+            return ChatResult(generations=self._through_jobs([messages], stop, kwargs))
         if self.streaming:
             return self._join(self._stream(messages, stop=stop, run_manager=run_manager, **kwargs))
         request = self._prepare_chat(messages, stop, kwargs, INVOKE)
@@ -164,6 +166,8 @@ class ChatSageMaker(SageMakerBase, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        if self.async_inference is not None:
+            return ChatResult(generations=await self._athrough_jobs([messages], stop, kwargs))
         if self.streaming:
             chunks = [c async for c in self._astream(messages, stop=stop, run_manager=run_manager, **kwargs)]
             return self._join(iter(chunks))

@@ -74,6 +74,10 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.add_argument("--name", help="the model to check in a models: file (default: all)")
 
+    from sm_llm._cli_jobs import add_job_parser
+
+    add_job_parser(commands)
+
     local = commands.add_parser("local", help="the local SageMaker-compatible endpoint")
     local_commands = local.add_subparsers(dest="local_command", required=True, parser_class=_Parser)
     serve = local_commands.add_parser("serve", help="serve the local endpoint until Ctrl-C")
@@ -82,6 +86,9 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", help="YAML file with endpoints and fault injection")
     serve.add_argument("--upstream", help="forward to a container at this URL (POST /invocations)")
     serve.add_argument("--allow-remote", action="store_true", help="allow a non-loopback --host")
+    serve.add_argument(
+        "--with-s3", action="store_true", help="also start a local S3 (moto) for async jobs"
+    )
     return parser
 
 
@@ -213,6 +220,7 @@ def _serve(args: argparse.Namespace) -> int:
         config_path=args.config,
         upstream=args.upstream,
         allow_remote=args.allow_remote,
+        with_s3=args.with_s3,
     )
     return 0
 
@@ -234,6 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _handlers()
         if args.command == "config":
             return _config(args)
+        if args.command == "job":
+            from sm_llm._cli_jobs import run_job_command
+
+            return run_job_command(args)
         return _serve(args)
     except ConfigurationError as exc:
         print(f"sm-llm: error: {exc}", file=sys.stderr)

@@ -109,6 +109,8 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> LLMResult:
+        if self.async_inference is not None:
+            return self._result([[g] for g in self._through_jobs(prompts, stop, kwargs)])
         if self.streaming and len(prompts) == 1:
             generation: GenerationChunk | None = None
             for chunk in self._stream(prompts[0], stop=stop, run_manager=run_manager, **kwargs):
@@ -138,6 +140,8 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
     ) -> LLMResult:
         import asyncio
 
+        if self.async_inference is not None:
+            return self._result([[g] for g in await self._athrough_jobs(prompts, stop, kwargs)])
         if self.streaming and len(prompts) == 1:
             generation: GenerationChunk | None = None
             async for chunk in self._astream(prompts[0], stop=stop, run_manager=run_manager, **kwargs):

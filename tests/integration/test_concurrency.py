@@ -99,7 +99,7 @@ async def test_timeout_is_a_deadline_across_retries(make_llm: Any, ep: Any, faul
     started = time.monotonic()
     with pytest.raises((e.RequestTimeoutError, e.ServiceUnavailableError)) as info:
         await llm.ainvoke("x")
-    assert time.monotonic() - started < 1.3
+    assert time.monotonic() - started < 1.6  # never the 10 retries × 0.4 s it would take unbounded
     assert isinstance(info.value, e.SageMakerError)
     await llm.aclose()
 

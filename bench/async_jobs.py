@@ -1,0 +1,137 @@
+"""Asynchronous inference: waiting for many jobs — wall time and S3 requests per job.
+
+Run ``.venv/bin/python bench/async_jobs.py [--jobs 100] [--min-latency 1] [--max-latency 5]``.
+
+Everything runs in this process on loopback: a moto S3 server (``LocalS3``), a
+``LocalEndpoint`` whose async backend runs each job after its own latency (custom
+attribute ``sm-llm-local-delay-ms``), and ``sm_llm`` through real boto3. The jobs'
+latencies are spread evenly over ``[min, max]`` seconds (shuffled, seeded). Each job
+uploads its input to S3; all are submitted (16 at a time), then
+``wait_all(jobs)`` waits with the default schedule (first poll 1 s after submission,
+x2 backoff, 15 s cap). Every S3 request of the adapter's S3 client is counted with a
+botocore ``before-send.s3`` hook.
+
+Compared with the SageMaker Python SDK's ``AsyncPredictor`` waiter, computed
+analytically for the same completion times: per job, two threads run S3's
+``object_exists`` waiter on the output and on the failure object (``HeadObject`` at
+once, then every 15 s) until the output shows up, then one ``GetObject``; wall time
+assumes every job gets its own pair of threads from its submission on (the SDK's best
+case: ``get_result()`` is blocking, so waiting for jobs one after the other is slower).
+Uploads (one ``PutObject`` per job) are the same for both and listed apart.
+
+Targets: wall time <= ideal + one poll cap (15 s), where ideal is when the last
+output object appeared; fewer S3 requests per job than the SDK waiter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as c
+
+SDK_DELAY_S = 15.0  # WaiterConfig default delay of sagemaker.async_inference
+
+
+def _sdk(completion_s: float) -> tuple[int, float]:
+    """(S3 requests, seconds until seen) of the SDK waiter pair for one job done after
+    ``completion_s``: HEADs at 0, 15, 30 ... on both objects, then one GET."""
+    polls = math.ceil(completion_s / SDK_DELAY_S) + 1
+    return 2 * polls + 1, (polls - 1) * SDK_DELAY_S
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=100)
+    parser.add_argument("--min-latency", type=float, default=1.0)
+    parser.add_argument("--max-latency", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    c.dummy_aws_env()
+
+    import boto3
+
+    from sm_llm.async_inference import AsyncInferenceConfig, submit, wait_all
+    from sm_llm.llms import SageMakerLLM
+    from sm_llm.local import LocalEndpoint, LocalS3, S3AsyncBackend
+
+    n = args.jobs
+    span = args.max_latency - args.min_latency
+    latencies = [args.min_latency + span * i / max(1, n - 1) for i in range(n)]
+    random.Random(args.seed).shuffle(latencies)
+
+    with LocalS3() as s3, LocalEndpoint(async_backend=S3AsyncBackend(s3.url, max_workers=16)) as ep:
+        boto3.client("s3", endpoint_url=s3.url).create_bucket(Bucket="bench-inputs")
+        config = AsyncInferenceConfig(input_s3_uri="s3://bench-inputs/in/", s3_endpoint_url=s3.url,
+                                      timeout=120)
+        llm = SageMakerLLM(endpoint_name="tgi", endpoint_url=ep.url, region_name="us-east-1",
+                           max_tokens=16)
+        from sm_llm._jobs_wait import _s3
+
+        requests = {"PUT": 0, "GET": 0, "HEAD": 0, "other": 0}
+
+        def count(request: Any, **_: Any) -> None:
+            method = request.method if request.method in requests else "other"
+            requests[method] += 1
+
+        _s3(llm, config).meta.events.register("before-send.s3", count)
+        llm._get_client()
+
+        def one(i: int) -> tuple[Any, float]:
+            job = submit(llm, f"job {i} of the bench", config=config,
+                         custom_attributes=f"sm-llm-local-delay-ms={latencies[i] * 1000:.0f}")
+            return job, time.monotonic()
+
+        start = time.monotonic()
+        with ThreadPoolExecutor(16) as pool:
+            submitted = list(pool.map(one, range(n)))
+        submit_s = time.monotonic() - start
+        jobs = [job for job, _ in submitted]
+        offsets = [at - start for _, at in submitted]
+        uploads = requests["PUT"]
+        results = wait_all(jobs, progress=True)
+        wall = time.monotonic() - start
+        llm.close()
+
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        print(f"{len(failures)} jobs failed, first: {failures[0]!r}", file=sys.stderr)
+        return 1
+    ideal = max(o + lat for o, lat in zip(offsets, latencies, strict=True))
+    ours_polls = (requests["GET"] + requests["HEAD"]) / n
+    sdk = [_sdk(lat) for lat in latencies]
+    sdk_polls = sum(r for r, _ in sdk) / n
+    sdk_wall = max(o + seen for o, (_, seen) in zip(offsets, sdk, strict=True))
+    cap = config.max_poll_interval
+
+    print(f"async inference: {n} jobs, latencies {args.min_latency:g}-{args.max_latency:g} s, "
+          f"{c.machine()}")
+    print(f"submitted in {submit_s:.2f} s (uploads: {uploads / n:.2f} PUT per job, same for the SDK); "
+          f"ideal (last output written) {ideal:.2f} s\n")
+    print(c.table(
+        ["waiter", "wall s", "wall - ideal s", "S3 polls+reads / job", "S3 requests / job"],
+        [
+            ["sm_llm wait_all (measured)", f"{wall:.2f}", f"{wall - ideal:.2f}",
+             f"{ours_polls:.2f}", f"{ours_polls + uploads / n:.2f}"],
+            ["SageMaker SDK waiter (computed)", f"{sdk_wall:.2f}", f"{sdk_wall - ideal:.2f}",
+             f"{sdk_polls:.2f}", f"{sdk_polls + 1:.2f}"],
+        ],
+    ))
+    print(f"\nours: {requests['GET']} GET, {requests['HEAD']} HEAD, {requests['other']} other "
+          f"for {n} jobs")
+    print(f"target wall <= ideal + {cap:g} s: {wall:.2f} <= {ideal + cap:.2f} "
+          f"{c.verdict(wall, ideal + cap)}")
+    print(f"target fewer S3 requests per job than the SDK: {ours_polls:.2f} < {sdk_polls:.2f} "
+          f"{c.verdict(ours_polls, sdk_polls - 1e-9)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
