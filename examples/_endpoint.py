@@ -28,3 +28,23 @@ def endpoint(default_name: str) -> Iterator[dict[str, str]]:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     with LocalEndpoint() as local:
         yield {"endpoint_name": default_name, "region_name": region, "endpoint_url": local.url}
+
+
+@contextmanager
+def async_endpoint(default_name: str) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
+    """Like :func:`endpoint`, plus the ``AsyncInferenceConfig`` fields: on AWS from
+    ``SM_LLM_ASYNC_INPUT_S3_URI``; locally a moto S3 and the local async backend."""
+    if os.environ.get("SM_LLM_ENDPOINT"):
+        with endpoint(default_name) as where:
+            yield where, {"input_s3_uri": os.environ["SM_LLM_ASYNC_INPUT_S3_URI"]}
+        return
+    import boto3
+
+    from sm_llm.local import LocalEndpoint, LocalS3, S3AsyncBackend
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    with LocalS3() as s3, S3AsyncBackend(s3.url) as backend, LocalEndpoint(async_backend=backend) as local:
+        boto3.client("s3", endpoint_url=s3.url, region_name="us-east-1").create_bucket(Bucket="inputs")
+        where = {"endpoint_name": default_name, "region_name": "us-east-1", "endpoint_url": local.url}
+        yield where, {"input_s3_uri": "s3://inputs/jobs/", "s3_endpoint_url": s3.url}

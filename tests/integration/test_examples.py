@@ -17,6 +17,7 @@ EXPECT = {
     "chain.py": "batch: Echo: Summarise in one line: document number 3",
     "agent.py": "answer: Tool result: It is 21 °C and sunny in Lisbon.",
     "chatbot_backend.py": "history of alice: 4 messages",
+    "async_job.py": "invoke: Echo: a prompt that takes an hour on a real endpoint",
 }
 
 
