@@ -11,8 +11,9 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
+from langchain_core.language_models import LangSmithParams
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 
 from sm_llm import _aio, _transport
@@ -352,6 +353,23 @@ class SageMakerBase(BaseModel):
             or given.get("target_model") or given.get("TargetModel")
             or self.inference_component_name or self.target_model or self.endpoint_name
         )
+
+    def _ls_params(
+        self, model_type: Literal["llm", "chat"], stop: list[str] | None, kwargs: Mapping[str, Any]
+    ) -> LangSmithParams:
+        """LangSmith tracing parameters (never credentials)."""
+        params = LangSmithParams(
+            ls_provider="amazon_sagemaker",
+            ls_model_name=self._model_name(kwargs),
+            ls_model_type=model_type,
+        )
+        if self.temperature is not None:
+            params["ls_temperature"] = self.temperature
+        if self.max_tokens is not None:
+            params["ls_max_tokens"] = self.max_tokens
+        if stop or self.stop:
+            params["ls_stop"] = stop or self.stop
+        return params
 
     # -- requests -----------------------------------------------------------------
 

@@ -93,18 +93,7 @@ class ChatSageMaker(SageMakerBase, BaseChatModel):
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = LangSmithParams(
-            ls_provider="amazon_sagemaker",
-            ls_model_name=self._model_name(kwargs),
-            ls_model_type="chat",
-        )
-        if self.temperature is not None:
-            params["ls_temperature"] = self.temperature
-        if self.max_tokens is not None:
-            params["ls_max_tokens"] = self.max_tokens
-        if stop or self.stop:
-            params["ls_stop"] = stop or self.stop
-        return params
+        return self._ls_params("chat", stop, kwargs)
 
     # -- requests -----------------------------------------------------------------
 

@@ -52,16 +52,7 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = super()._get_ls_params(stop=stop, **kwargs)
-        params["ls_provider"] = "amazon_sagemaker"
-        params["ls_model_name"] = self._model_name(kwargs)
-        if self.temperature is not None:
-            params["ls_temperature"] = self.temperature
-        if self.max_tokens is not None:
-            params["ls_max_tokens"] = self.max_tokens
-        if stop or self.stop:
-            params["ls_stop"] = stop or self.stop
-        return params
+        return self._ls_params("llm", stop, kwargs)
 
     # -- whole replies ------------------------------------------------------------
 
