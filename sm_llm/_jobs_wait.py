@@ -344,9 +344,10 @@ class _Bar:
             self._line()
 
     def close(self) -> None:
-        """Finish the bar (and its line)."""
+        """Finish the bar (and its line); idempotent."""
         if not self.enabled:
             return
+        self.enabled = False
         if self._tqdm is not None:
             self._tqdm.close()
         else:
@@ -392,19 +393,71 @@ def _settle(
     return True
 
 
-def _finish(
-    jobs: Sequence[InferenceJob], slots: list[Any], pending: dict[int, BaseException | None],
-    limit: float, return_exceptions: bool,
-) -> list[Any]:
-    for index, last in pending.items():
-        error = jobs[index].timeout_error(limit)
-        error.__cause__ = last
-        slots[index] = error
-    if not return_exceptions:
-        for slot in slots:
-            if isinstance(slot, BaseException):
-                raise slot
-    return slots
+class _Round:
+    """Sans-IO state of one ``wait_all``: which jobs are pending, their slots, the bar.
+
+    The sync and async loops differ only in how they sleep and poll.
+    """
+
+    def __init__(
+        self, jobs: Iterable[InferenceJob], timeout: float | None, progress: Progress, generations: bool
+    ) -> None:
+        self.jobs = list(jobs)
+        self.slots: list[Any] = [None] * len(self.jobs)
+        self.pending: dict[int, BaseException | None] = {}
+        self.generations = generations
+        self.order: list[int] = []
+        self.limit = 0.0
+        self.schedule: tuple[AsyncInferenceConfig, float, float] | None = None
+        if not self.jobs:
+            self.bar = _Bar(0, False)
+            return
+        self.schedule = _schedule(self.jobs, timeout)
+        self.limit = self.schedule[1]
+        self.bar = _Bar(len(self.jobs), progress)
+        for index, job in enumerate(self.jobs):
+            if job._done is not None:
+                self.bar.advance(1, _settle(self.jobs, self.slots, index, None, generations))
+            else:
+                self.pending[index] = None
+
+    def waits(self) -> Iterator[float]:
+        """Pauses before each polling round, while jobs are pending and time remains."""
+        if not self.pending or self.schedule is None:
+            return
+        for pause in _waits(*self.schedule):
+            if not self.pending:
+                return
+            yield pause
+
+    def due(self) -> list[InferenceJob]:
+        """The jobs to poll this round (in :attr:`order`)."""
+        self.order = list(self.pending)
+        return [self.jobs[i] for i in self.order]
+
+    def record(self, outcomes: Iterable[tuple[bool, BaseException | None]]) -> None:
+        """Take one round's poll outcomes, in :meth:`due` order."""
+        finished = failed = 0
+        for index, (done, error) in zip(self.order, outcomes, strict=True):
+            if not done:
+                self.pending[index] = error
+                continue
+            del self.pending[index]
+            finished += 1
+            failed += _settle(self.jobs, self.slots, index, error, self.generations)
+        self.bar.advance(finished, failed)
+
+    def finish(self, return_exceptions: bool) -> list[Any]:
+        """Slots in input order; jobs still pending get a :class:`JobTimeoutError`."""
+        for index, last in self.pending.items():
+            error = self.jobs[index].timeout_error(self.limit)
+            error.__cause__ = last
+            self.slots[index] = error
+        if not return_exceptions:
+            for slot in self.slots:
+                if isinstance(slot, BaseException):
+                    raise slot
+        return self.slots
 
 
 def wait_all(
@@ -423,37 +476,15 @@ def wait_all(
     ``config.timeout``) came first. Without ``return_exceptions`` the first error (in
     input order) is raised once every job has finished or timed out.
     """
-    jobs = list(jobs)
-    slots: list[Any] = [None] * len(jobs)
-    if not jobs:
-        return slots
-    config, limit, elapsed = _schedule(jobs, timeout)
-    bar = _Bar(len(jobs), progress)
-    pending: dict[int, BaseException | None] = {}
-    for index, job in enumerate(jobs):
-        if job._done is not None:
-            bar.advance(1, _settle(jobs, slots, index, None, generations))
-        else:
-            pending[index] = None
+    state = _Round(jobs, timeout, progress, generations)
     try:
-        with ThreadPoolExecutor(max_workers=min(_MAX_POLLERS, max(1, len(pending)))) as pool:
-            for pause in _waits(config, limit, elapsed):
-                if not pending:
-                    break
+        with ThreadPoolExecutor(max_workers=min(_MAX_POLLERS, max(1, len(state.pending)))) as pool:
+            for pause in state.waits():
                 time.sleep(pause)
-                order = list(pending)
-                finished = failed = 0
-                for index, (done, error) in zip(order, pool.map(_poll, [jobs[i] for i in order]), strict=True):
-                    if not done:
-                        pending[index] = error
-                        continue
-                    del pending[index]
-                    finished += 1
-                    failed += _settle(jobs, slots, index, error, generations)
-                bar.advance(finished, failed)
+                state.record(pool.map(_poll, state.due()))
     finally:
-        bar.close()
-    return _finish(jobs, slots, pending, limit, return_exceptions)
+        state.bar.close()
+    return state.finish(return_exceptions)
 
 
 async def await_all(
@@ -466,34 +497,11 @@ async def await_all(
 ) -> list[Any]:
     """Async :func:`wait_all`: polls run on the jobs' adapter executors, waits use
     ``asyncio.sleep``."""
-    jobs = list(jobs)
-    slots: list[Any] = [None] * len(jobs)
-    if not jobs:
-        return slots
-    config, limit, elapsed = _schedule(jobs, timeout)
-    bar = _Bar(len(jobs), progress)
-    pending: dict[int, BaseException | None] = {}
-    for index, job in enumerate(jobs):
-        if job._done is not None:
-            bar.advance(1, _settle(jobs, slots, index, None, generations))
-        else:
-            pending[index] = None
+    state = _Round(jobs, timeout, progress, generations)
     try:
-        for pause in _waits(config, limit, elapsed):
-            if not pending:
-                break
+        for pause in state.waits():
             await asyncio.sleep(pause)
-            order = list(pending)
-            outcomes = await asyncio.gather(*(jobs[i].adapter._in_thread(_poll, jobs[i]) for i in order))
-            finished = failed = 0
-            for index, (done, error) in zip(order, outcomes, strict=True):
-                if not done:
-                    pending[index] = error
-                    continue
-                del pending[index]
-                finished += 1
-                failed += _settle(jobs, slots, index, error, generations)
-            bar.advance(finished, failed)
+            state.record(await asyncio.gather(*(job.adapter._in_thread(_poll, job) for job in state.due())))
     finally:
-        bar.close()
-    return _finish(jobs, slots, pending, limit, return_exceptions)
+        state.bar.close()
+    return state.finish(return_exceptions)
