@@ -10,6 +10,7 @@ from sm_llm._async_config import AsyncInferenceConfig
 from sm_llm.chat_models import ChatSageMaker
 from sm_llm.chat_templates import ChatTemplate
 from sm_llm.config import load_config
+from sm_llm.embeddings import SageMakerEmbeddings
 from sm_llm.errors import (
     AsyncInferenceError,
     ConfigurationError,
@@ -41,6 +42,7 @@ __all__ = [
     "ParsedOutput",
     "RequestValidationError",
     "ResponseParseError",
+    "SageMakerEmbeddings",
     "SageMakerError",
     "SageMakerLLM",
     "StreamError",

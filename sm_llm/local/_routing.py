@@ -7,6 +7,11 @@ from dataclasses import dataclass
 
 from sm_llm.local._config import ContainerFormat, EndpointSpec, ModelSpec, ServerConfig
 from sm_llm.local._containers import Container, ModelInfo
+from sm_llm.local._embeddings import (
+    jumpstart_embeddings_container,
+    openai_embeddings_container,
+    tei_container,
+)
 from sm_llm.local._errors import ServiceError
 from sm_llm.local._faults import FaultState
 from sm_llm.local._jumpstart import (
@@ -27,6 +32,9 @@ CONTAINERS: dict[ContainerFormat, Container] = {
     "jumpstart": jumpstart_container,
     "jumpstart-chat": jumpstart_chat_container,
     "text2text": text2text_container,
+    "tei": tei_container,
+    "openai-embeddings": openai_embeddings_container,
+    "jumpstart-embeddings": jumpstart_embeddings_container,
 }
 
 _TARGET_MODEL = "x-amzn-sagemaker-target-model"

@@ -18,6 +18,7 @@ EXPECT = {
     "agent.py": "answer: Tool result: It is 21 °C and sunny in Lisbon.",
     "chatbot_backend.py": "history of alice: 4 messages",
     "async_job.py": "invoke: Echo: a prompt that takes an hour on a real endpoint",
+    "rag.py": "retrieved: Asynchronous inference queues requests",
 }
 
 

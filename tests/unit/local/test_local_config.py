@@ -24,6 +24,7 @@ def test_default_config_has_every_topology() -> None:
     names = [e.name for e in ServerConfig().endpoints]
     assert names == [
         "tgi", "lmi", "openai", "jumpstart", "jumpstart-chat", "text2text",
+        "tei", "openai-embeddings", "jumpstart-embeddings",
         "mme", "variants", "multi-container", "components",
     ]
 
@@ -63,7 +64,7 @@ def test_yaml_without_endpoints_keeps_defaults(tmp_path: Path) -> None:
     path = tmp_path / "faults.yaml"
     path.write_text("faults: {token_delay_ms: 1}\n")
     config = ServerConfig.from_yaml(path)
-    assert len(config.endpoints) == 10 and config.faults.token_delay_ms == 1
+    assert len(config.endpoints) == 13 and config.faults.token_delay_ms == 1
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,46 @@
+"""Retrieval-augmented generation: SageMaker embeddings + a SageMaker chat model in one chain.
+
+A tiny in-memory corpus is embedded with SageMakerEmbeddings (a TEI container),
+the question retrieves the closest passage, and ChatSageMaker answers from it.
+"""
+
+import os
+
+from _endpoint import endpoint
+from langchain_core.documents import Document
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.runnables import RunnablePassthrough
+from langchain_core.vectorstores import InMemoryVectorStore
+
+from sm_llm import ChatSageMaker, SageMakerEmbeddings
+
+CORPUS = [
+    "Multi-model endpoints host many models behind one endpoint; TargetModel picks one per request.",
+    "Asynchronous inference queues requests, reads inputs from S3 and writes outputs back to S3.",
+    "Inference components let several models share the instances of one endpoint.",
+    "Production variants split traffic between model versions; TargetVariant pins a request.",
+]
+
+prompt = ChatPromptTemplate.from_messages(
+    [("system", "Answer from the context only."), ("human", "Context: {context}\nQuestion: {question}")]
+)
+
+with endpoint("tei") as where:
+    embeddings = SageMakerEmbeddings(**where, content_handler="tei", batch_size=2)
+    store = InMemoryVectorStore.from_documents([Document(text) for text in CORPUS], embeddings)
+    retriever = store.as_retriever(search_kwargs={"k": 1})
+
+    # On AWS: SM_LLM_ENDPOINT names the embeddings endpoint, SM_LLM_CHAT_ENDPOINT the chat one.
+    chat_endpoint = os.environ.get("SM_LLM_CHAT_ENDPOINT", "openai")
+    chat = ChatSageMaker(**{**where, "endpoint_name": chat_endpoint}, content_handler="openai", max_tokens=64)
+
+    chain = (
+        {"context": retriever | (lambda docs: docs[0].page_content), "question": RunnablePassthrough()}
+        | prompt
+        | chat
+        | StrOutputParser()
+    )
+    question = CORPUS[1]  # the deterministic local embeddings match identical text exactly
+    print("retrieved:", retriever.invoke(question)[0].page_content)
+    print("answer:", chain.invoke(question))
