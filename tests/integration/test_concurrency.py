@@ -40,8 +40,9 @@ async def test_200_requests_at_concurrency_100(make_llm: Any, ep: Any, fault: An
     assert ep.peak_in_flight >= 90, ep.peak_in_flight
     print(f"{transport}: 200 × 200 ms at concurrency 100 in {elapsed:.3f} s, peak {ep.peak_in_flight}")
     # Ideal: 2 rounds × 0.2 s. aiobotocore costs ~1.3 ms of CPU per request on 2 cores and the
-    # server shares this process, so allow 2.5× (bench/concurrency.py has the real ratios).
-    assert elapsed < 1.0, elapsed
+    # server shares this process (and its GIL), so wall time is only a sanity bound here; the
+    # peak in-flight count above is the real assertion, bench/concurrency.py has the ratios.
+    assert elapsed < 1.6, elapsed
     await llm.aclose()
 
 
