@@ -7,14 +7,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "soak"))
 
-from soak import run_soak, soak_faults
-
-from sm_llm.local import LocalEndpoint
+from soak import SoakEndpoint, run_soak
 
 
 async def test_short_soak() -> None:
-    with LocalEndpoint(faults=soak_faults(7)) as endpoint:
-        tally = await run_soak(endpoint.url, 240, seed=7)
+    with SoakEndpoint(7) as url:
+        tally = await run_soak(url, 240, seed=7)
     print(f"\nshort soak: {tally}")
     assert tally.bad() == 0, "\n".join(tally.problems[:20])
     assert sum(tally.outcomes.values()) == 240

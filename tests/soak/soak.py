@@ -9,6 +9,7 @@ a duplicated token or a silently truncated result. Run by
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -16,11 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sm_llm import ChatSageMaker, SageMakerLLM
+from sm_llm import AsyncInferenceConfig, ChatSageMaker, SageMakerLLM
 from sm_llm.errors import SageMakerError, StreamError
-from sm_llm.local import FaultConfig
+from sm_llm.local import FaultConfig, LocalEndpoint, LocalS3, S3AsyncBackend
 
-KINDS = ("invoke", "stream", "ainvoke", "astream", "chat_invoke", "chat_astream")
+KINDS = ("invoke", "stream", "ainvoke", "astream", "chat_invoke", "chat_astream", "job", "ajob")
 WORDS = ["alpha", "beta", "gamma", "delta", "🦜", "你好", "epsilon", "zeta"]
 HANG_AFTER = 30.0
 
@@ -92,10 +93,17 @@ def _check_stream(pieces: list[str], expected: str, error: BaseException | None,
 
 
 async def run_soak(url: str, requests: int, seed: int, concurrency: int = 24) -> Tally:
-    """Run ``requests`` mixed calls (sync in threads, async on the loop) and tally them."""
+    """Run ``requests`` mixed calls (sync in threads, async on the loop) and tally them.
+
+    The endpoint at ``url`` must serve async inference inline (no S3 input needed).
+    """
     rng = random.Random(seed)
     common: dict[str, Any] = {"endpoint_url": url, "region_name": "us-east-1", "max_retries": 3, "timeout": 20, "read_timeout": 10}
     llm = SageMakerLLM(endpoint_name="tgi", content_handler="tgi", max_tokens=64, **common)
+    jobs = llm.model_copy(update={"async_inference": AsyncInferenceConfig(
+        inline_body=True, poll_interval=0.02, max_poll_interval=0.2, timeout=20,
+        s3_endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3"),
+    )})
     chat = ChatSageMaker(endpoint_name="openai", content_handler="openai", max_tokens=64, **common)
     tally = Tally()
     limit = asyncio.Semaphore(concurrency)
@@ -123,6 +131,10 @@ async def run_soak(url: str, requests: int, seed: int, concurrency: int = 24) ->
                     result: Any = await asyncio.wait_for(loop.run_in_executor(pool, llm.invoke, prompt), HANG_AFTER)
                 elif kind == "ainvoke":
                     result = await asyncio.wait_for(llm.ainvoke(prompt), HANG_AFTER)
+                elif kind == "job":
+                    result = await asyncio.wait_for(loop.run_in_executor(pool, jobs.invoke, prompt), HANG_AFTER)
+                elif kind == "ajob":
+                    result = await asyncio.wait_for(jobs.ainvoke(prompt), HANG_AFTER)
                 elif kind == "chat_invoke":
                     result = (await asyncio.wait_for(chat.ainvoke(prompt), HANG_AFTER)).content
                 elif kind == "stream":
@@ -141,7 +153,7 @@ async def run_soak(url: str, requests: int, seed: int, concurrency: int = 24) ->
             except BaseException as exc:
                 if isinstance(exc, asyncio.CancelledError):
                     raise
-                if kind.endswith("invoke"):
+                if kind.endswith(("invoke", "job")):
                     _check_stream([], expected, exc, tally, label)
                 else:
                     _check_stream(pieces, expected, exc, tally, label)
@@ -160,4 +172,25 @@ async def run_soak(url: str, requests: int, seed: int, concurrency: int = 24) ->
         pool.shutdown(wait=False, cancel_futures=True)
         await llm.aclose()
         await chat.aclose()
+        await jobs.aclose()
     return tally
+
+
+class SoakEndpoint:
+    """A LocalEndpoint with the soak faults and an async-inference backend on a local S3."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def __enter__(self) -> str:
+        self._s3 = LocalS3().__enter__()
+        os.environ["AWS_ENDPOINT_URL_S3"] = self._s3.url
+        self._backend = S3AsyncBackend(self._s3.url).__enter__()
+        self._endpoint = LocalEndpoint(faults=soak_faults(self.seed), async_backend=self._backend).__enter__()
+        return self._endpoint.url
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._endpoint.__exit__(*exc_info)
+        self._backend.__exit__(*exc_info)
+        self._s3.__exit__(*exc_info)
+        os.environ.pop("AWS_ENDPOINT_URL_S3", None)

@@ -8,16 +8,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from soak import run_soak, soak_faults
-
-from sm_llm.local import LocalEndpoint
+from soak import SoakEndpoint, run_soak
 
 
 async def test_soak() -> None:
     requests = int(os.environ.get("SM_LLM_SOAK_REQUESTS", "1000"))
     seed = int(os.environ.get("SM_LLM_SOAK_SEED", "2026"))
-    with LocalEndpoint(faults=soak_faults(seed)) as endpoint:
-        tally = await run_soak(endpoint.url, requests, seed)
+    with SoakEndpoint(seed) as url:
+        tally = await run_soak(url, requests, seed)
     print(f"\nsoak (seed {seed}): {tally}")
     assert tally.bad() == 0, "\n".join(tally.problems[:20])
     assert sum(tally.outcomes.values()) == requests
