@@ -69,13 +69,21 @@ def reply_metadata(
 
 
 class StreamAssembler:
-    """Sans-IO: stream deltas in, text to emit out, with literal stop handling."""
+    """Sans-IO: stream deltas in, text to emit out, with literal stop handling.
 
-    __slots__ = ("emitted", "finish_reason", "metadata", "model_name", "scanner", "usage")
+    The emitted text is kept for ``partial_text`` in blocks of joined pieces, so a
+    50 MB stream of small tokens does not hold a million small strings.
+    """
+
+    __slots__ = ("_blocks", "_recent", "emitted_any", "finish_reason", "metadata", "model_name", "scanner", "usage")
+
+    _BLOCK = 512
 
     def __init__(self, stop: list[str] | None) -> None:
         self.scanner = StopScanner(stop)
-        self.emitted: list[str] = []
+        self._blocks: list[str] = []
+        self._recent: list[str] = []
+        self.emitted_any = False
         self.finish_reason: str | None = None
         self.usage: dict[str, int] | None = None
         self.model_name: str | None = None
@@ -86,6 +94,13 @@ class StreamAssembler:
     def stopped(self) -> bool:
         """A stop sequence was seen: the caller should close the stream now."""
         return self.scanner.stopped
+
+    def _keep(self, piece: str) -> None:
+        self.emitted_any = True
+        self._recent.append(piece)
+        if len(self._recent) >= self._BLOCK:
+            self._blocks.append("".join(self._recent))
+            self._recent.clear()
 
     def add(self, delta: StreamDelta) -> str:
         """Account for one record; return the text that may be emitted now."""
@@ -99,20 +114,20 @@ class StreamAssembler:
         if self.scanner.stopped:
             self.finish_reason = "stop"
         if piece:
-            self.emitted.append(piece)
+            self._keep(piece)
         return piece
 
     def finish(self) -> str:
         """End of stream: release held-back text."""
         tail = self.scanner.flush()
         if tail:
-            self.emitted.append(tail)
+            self._keep(tail)
         return tail
 
     @property
     def text(self) -> str:
         """Everything emitted so far."""
-        return "".join(self.emitted)
+        return "".join(self._blocks) + "".join(self._recent)
 
 
 class SageMakerBase(BaseModel):
@@ -573,7 +588,7 @@ class SageMakerBase(BaseModel):
                     pending.exception()  # retrieved, so asyncio does not log it
 
 
-_AIO_AVAILABLE = _aio.aio_available()
+_AIO_AVAILABLE = _aio.aio_available()  # a find_spec probe: aiobotocore is imported on first use
 
 
 def _bounded(attempt: Callable[[], T], seconds: float, state: RetryState) -> T:
@@ -622,7 +637,7 @@ def _with_partial(exc: SageMakerError, assembler: StreamAssembler) -> SageMakerE
     if isinstance(exc, StreamError):
         exc.partial_text = assembler.text
         return exc
-    if not assembler.emitted:
+    if not assembler.emitted_any:
         return exc
     failure = StreamError(
         f"{exc} (after {len(assembler.text)} characters were streamed)",
