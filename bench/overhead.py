@@ -354,20 +354,13 @@ def memory_child(kind: str, url: str, words: int) -> dict[str, Any]:
                 parts += 1
         return size, parts
 
-    if kind == "sm_llm_nokeep":  # diag: what keeping every emitted piece costs
+    if kind == "sm_llm_nokeep":  # diag: what keeping the emitted text (for partial_text) costs
         import sm_llm._base
 
-        class _Discard(list):  # type: ignore[type-arg]
-            def append(self, item: Any) -> None:
-                pass
+        def discard(self: Any, piece: str) -> None:
+            self.emitted_any = True
 
-        init = sm_llm._base.StreamAssembler.__init__
-
-        def patched(self: Any, stop: Any) -> None:
-            init(self, stop)
-            self.emitted = _Discard()
-
-        sm_llm._base.StreamAssembler.__init__ = patched  # type: ignore[method-assign]
+        sm_llm._base.StreamAssembler._keep = discard  # type: ignore[method-assign]
 
     def ours(p: str) -> tuple[int, int]:
         chars = chunks = 0
@@ -410,7 +403,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-diag", action="store_true",
-                        help="also stream with StreamAssembler.emitted not kept (diagnostic)")
+                        help="also stream with StreamAssembler not keeping the emitted text (diagnostic)")
     parser.add_argument("--memory-child", choices=["sm_llm", "raw", "sm_llm_nokeep"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -512,7 +505,7 @@ def main(argv: list[str] | None = None) -> None:
         for m in memory:
             extra = (m["peak"] - m["before"]) / 2**20
             label = {"raw": "raw boto3 stream (bytes only)", "sm_llm": "sm_llm SageMakerLLM.stream",
-                     "sm_llm_nokeep": "diag: same, StreamAssembler.emitted not kept"}[m["kind"]]
+                     "sm_llm_nokeep": "diag: same, emitted text not kept"}[m["kind"]]
             unit = "MB on the wire" if m["kind"] == "raw" else "chars of text"
             verdict = "" if m["kind"] != "sm_llm" else \
                 f"target < {MEMORY_TARGET_MB:g}: {c.verdict(extra, MEMORY_TARGET_MB)}"
