@@ -7,9 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseLLM, LangSmithParams
+from langchain_core.language_models import BaseLLM, LangSmithParams, LanguageModelInput
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 from langchain_core.rate_limiters import BaseRateLimiter
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import get_config_list
 from pydantic import Field
 
 from sm_llm._base import PreparedRequest, SageMakerBase, StreamAssembler, reply_metadata
@@ -53,6 +55,40 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         return self._ls_params("llm", stop, kwargs)
+
+    # -- batches ------------------------------------------------------------------
+
+    def _sliding(self, config: RunnableConfig | list[RunnableConfig] | None, count: int) -> bool:
+        """``max_concurrency`` given: keep that many requests in flight (a sliding window)
+        rather than langchain-core's waves, each of which waits for its slowest request."""
+        configs = get_config_list(config, count)
+        return bool(count) and configs[0].get("max_concurrency") is not None and self.async_inference is None
+
+    def batch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Like ``BaseLLM.batch``; with ``max_concurrency`` a window of that many calls."""
+        if self._sliding(config, len(inputs)):
+            return Runnable.batch(self, inputs, config, return_exceptions=return_exceptions, **kwargs)
+        return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+
+    async def abatch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Like ``BaseLLM.abatch``; with ``max_concurrency`` a window of that many calls."""
+        if self._sliding(config, len(inputs)):
+            return await Runnable.abatch(self, inputs, config, return_exceptions=return_exceptions, **kwargs)
+        return await super().abatch(inputs, config, return_exceptions=return_exceptions, **kwargs)
 
     # -- whole replies ------------------------------------------------------------
 

@@ -50,9 +50,9 @@ def test_sync_batch_concurrency(make_llm: Any, ep: Any, fault: Any) -> None:
     llm = make_llm("tgi", max_connections=100)
     ep.faults = fault(latency_ms=200)
     ep.reset_stats()
-    results = llm.batch([f"q{i}" for i in range(100)], config={"max_concurrency": 100})
-    assert results == [f"Echo: q{i}" for i in range(100)]
-    assert ep.peak_in_flight >= 90
+    results = llm.batch([f"q{i}" for i in range(300)], config={"max_concurrency": 100})
+    assert results == [f"Echo: q{i}" for i in range(300)]
+    assert 90 <= ep.peak_in_flight <= 100  # a window of max_concurrency calls, never more
 
 
 async def test_pool_bounds_connections(make_llm: Any, ep: Any, fault: Any, transport: str) -> None:
