@@ -11,16 +11,20 @@ generators before closing the loop — so no "Unclosed client session" warnings.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from sm_llm import errors as e
-from sm_llm._transport import ClientSettings, InvokeResult, map_error, response_metadata
+from sm_llm._transport import (
+    ClientSettings,
+    InvokeResult,
+    StreamResult,
+    map_error,
+    response_metadata,
+)
 
-__all__ = ["AsyncClients", "AsyncStreamResult", "ainvoke", "ainvoke_stream", "aio_available"]
+__all__ = ["AsyncClients", "ainvoke", "ainvoke_stream", "aio_available"]
 
 
 def aio_available() -> bool:
@@ -125,21 +129,7 @@ async def ainvoke(client: Any, params: dict[str, Any]) -> InvokeResult:
     return InvokeResult(body=data, metadata=response_metadata(response))
 
 
-@dataclass(slots=True)
-class AsyncStreamResult:
-    """An open event stream on aiobotocore; always ``close()`` it."""
-
-    parts: AsyncIterator[bytes]
-    metadata: dict[str, Any]
-    _stream: Any
-
-    def close(self) -> None:
-        """Close the HTTP response and its connection (aiohttp's close is synchronous)."""
-        with contextlib.suppress(Exception):  # closing must never mask the real outcome
-            self._stream.close()
-
-
-async def ainvoke_stream(client: Any, params: dict[str, Any]) -> AsyncStreamResult:
+async def ainvoke_stream(client: Any, params: dict[str, Any]) -> StreamResult:
     """``InvokeEndpointWithResponseStream`` on aiobotocore."""
     operation = "InvokeEndpointWithResponseStream"
     endpoint = params.get("EndpointName")
@@ -160,4 +150,4 @@ async def ainvoke_stream(client: Any, params: dict[str, Any]) -> AsyncStreamResu
         except Exception as exc:
             raise map_error(exc, operation, endpoint, in_stream=True) from exc
 
-    return AsyncStreamResult(parts=parts(), metadata=response_metadata(response), _stream=stream)
+    return StreamResult(parts=parts(), metadata=response_metadata(response), _stream=stream)

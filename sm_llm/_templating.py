@@ -14,6 +14,7 @@ newlines, NUL, emoji and text that looks like Jinja arrive byte-exact.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -101,14 +102,16 @@ def _environment() -> Any:
 
 
 @lru_cache(maxsize=256)
-def compile_template(source: str) -> Any:
-    """Compile ``source`` once; the compiled template is cached by its text."""
+def compile_template(
+    source: str, environment: Callable[[], Any] | None = None, what: str = "template"
+) -> Any:
+    """Compile ``source`` once (cached by text and environment); errors → ``ConfigurationError``."""
     from jinja2 import TemplateError
 
     try:
-        return _environment().from_string(source)
+        return (environment or _environment)().from_string(source)
     except TemplateError as exc:
-        raise ConfigurationError(f"invalid template: {exc}") from exc
+        raise ConfigurationError(f"invalid {what}: {exc}") from exc
 
 
 def render(template: Any, context: dict[str, Any], *, what: str = "template") -> str:

@@ -101,9 +101,10 @@ class InvokeResult:
 
 @dataclass(slots=True)
 class StreamResult:
-    """An open event stream: iterate ``parts`` for PayloadPart bytes; always ``close()``."""
+    """An open event stream: iterate ``parts`` (sync, or ``async for`` on aiobotocore) for
+    PayloadPart bytes; always ``close()``."""
 
-    parts: Iterator[bytes]
+    parts: Any
     metadata: dict[str, Any]
     _stream: Any
 

@@ -31,7 +31,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from sm_llm._templating import render, sandbox_class
+from sm_llm._templating import compile_template, render, sandbox_class
 from sm_llm.errors import ConfigurationError
 
 __all__ = ["ChatTemplate"]
@@ -99,14 +99,8 @@ def _environment() -> Any:
     return env
 
 
-@lru_cache(maxsize=64)
 def _compile(source: str) -> Any:
-    from jinja2 import TemplateError
-
-    try:
-        return _environment().from_string(source)
-    except TemplateError as exc:
-        raise ConfigurationError(f"invalid chat template: {exc}") from exc
+    return compile_template(source, _environment, "chat template")
 
 
 def _plain(value: Any) -> Any:
