@@ -340,3 +340,21 @@ def main(argv: Sequence[str]) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main(sys.argv[1:]))
+
+
+def langchain_aws_tgi(url: str | None = None, client: Any = None) -> Any:
+    """langchain-aws's ``SagemakerEndpoint`` with the usual hand-written TGI content handler."""
+    from langchain_aws.llms.sagemaker_endpoint import LLMContentHandler, SagemakerEndpoint
+
+    class TGIHandler(LLMContentHandler):  # type: ignore[misc]
+        content_type = "application/json"
+        accepts = "application/json"
+
+        def transform_input(self, prompt: str, model_kwargs: dict[str, Any]) -> bytes:
+            return json.dumps({"inputs": prompt, "parameters": model_kwargs}).encode()
+
+        def transform_output(self, output: Any) -> str:
+            return str(json.loads(output.read())[0]["generated_text"])
+
+    return SagemakerEndpoint(endpoint_name="tgi", region_name="us-east-1", endpoint_url=url,
+                             client=client, content_handler=TGIHandler(), model_kwargs={"details": True})

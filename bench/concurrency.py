@@ -169,20 +169,8 @@ def run_sm_llm(url: str, n: int, conc: int, reps: int, m: Measured, *, threads: 
 
 
 def run_langchain_aws(url: str, n: int, conc: int, reps: int, m: Measured) -> None:
-    from langchain_aws.llms.sagemaker_endpoint import LLMContentHandler, SagemakerEndpoint
 
-    class TGIHandler(LLMContentHandler):
-        content_type = "application/json"
-        accepts = "application/json"
-
-        def transform_input(self, prompt: str, model_kwargs: dict[str, Any]) -> bytes:
-            return json.dumps({"inputs": prompt, "parameters": model_kwargs}).encode()
-
-        def transform_output(self, output: Any) -> str:
-            return str(json.loads(output.read())[0]["generated_text"])
-
-    llm = SagemakerEndpoint(endpoint_name="tgi", region_name="us-east-1", endpoint_url=url,
-                            content_handler=TGIHandler(), model_kwargs={"details": True})
+    llm = c.langchain_aws_tgi(url)
     llm.client.invoke_endpoint = _counted(m.gauge, llm.client.invoke_endpoint)
 
     async def main() -> None:

@@ -87,7 +87,6 @@ def tgi_body(prompt: str, **extra: Any) -> bytes:
 
 def contenders(url: str) -> dict[str, tuple[str, Callable[[], Any]]]:
     import boto3
-    from langchain_aws.llms.sagemaker_endpoint import LLMContentHandler, SagemakerEndpoint
 
     from sm_llm import ChatSageMaker, SageMakerLLM
 
@@ -117,18 +116,8 @@ def contenders(url: str) -> dict[str, tuple[str, Callable[[], Any]]]:
     chat = ChatSageMaker(endpoint_name="openai", content_handler="openai", endpoint_url=url,
                          region_name="us-east-1")
 
-    class TGIHandler(LLMContentHandler):
-        content_type = "application/json"
-        accepts = "application/json"
 
-        def transform_input(self, prompt: str, model_kwargs: dict[str, Any]) -> bytes:
-            return json.dumps({"inputs": prompt, "parameters": model_kwargs}).encode()
-
-        def transform_output(self, output: Any) -> str:
-            return str(json.loads(output.read())[0]["generated_text"])
-
-    lc = SagemakerEndpoint(endpoint_name="tgi", region_name="us-east-1", endpoint_url=url,
-                           content_handler=TGIHandler(), model_kwargs={"details": True})
+    lc = c.langchain_aws_tgi(url)
 
     def sm_stream() -> str:
         return "".join(llm.stream(PROMPT))
@@ -182,8 +171,6 @@ def stubbed(calls: int, rounds: int) -> dict[str, dict[str, float]]:
     ``invoke_endpoint`` returns a canned TGI reply (no botocore, no socket, no server)."""
     import io as _io
 
-    from langchain_aws.llms.sagemaker_endpoint import LLMContentHandler, SagemakerEndpoint
-
     from sm_llm import SageMakerLLM
 
     reply = json.dumps([{"generated_text": "Echo: " + PROMPT, "details": {
@@ -196,20 +183,10 @@ def stubbed(calls: int, rounds: int) -> dict[str, dict[str, float]]:
                     "InvokedProductionVariant": "AllTraffic",
                     "ResponseMetadata": {"RequestId": "stub", "HTTPStatusCode": 200}}
 
-    class TGIHandler(LLMContentHandler):
-        content_type = "application/json"
-        accepts = "application/json"
-
-        def transform_input(self, prompt: str, model_kwargs: dict[str, Any]) -> bytes:
-            return json.dumps({"inputs": prompt, "parameters": model_kwargs}).encode()
-
-        def transform_output(self, output: Any) -> str:
-            return str(json.loads(output.read())[0]["generated_text"])
 
     stub = Stub()
     llm = SageMakerLLM(endpoint_name="tgi", region_name="us-east-1", client=stub)
-    lc = SagemakerEndpoint(endpoint_name="tgi", region_name="us-east-1", client=stub,
-                           content_handler=TGIHandler(), model_kwargs={"details": True})
+    lc = c.langchain_aws_tgi(client=stub)
 
     def raw() -> str:
         response = stub.invoke_endpoint(EndpointName="tgi", Body=tgi_body(PROMPT),
