@@ -35,7 +35,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompt", help="the prompt; '-' reads it from standard input")
-    parser.add_argument("--config", help="YAML file with the adapter's fields")
+    parser.add_argument("--config", help="YAML config (sm_llm.load_config): an llm or chat model")
+    parser.add_argument("--name", help="the model to use from a models: config file")
     parser.add_argument("--endpoint", help="endpoint name")
     parser.add_argument("--handler", help="content handler preset or YAML file (default tgi)")
     parser.add_argument("--region", help="AWS region")
@@ -100,21 +101,13 @@ def _param_value(text: str) -> Any:
 
 
 def _llm(args: argparse.Namespace) -> Any:
-    from sm_llm.llms import SageMakerLLM
+    """The adapter: ``--config`` (any kind, via :func:`sm_llm.load_config`) with the
+    command-line flags on top, or ``SageMakerLLM`` from flags alone."""
+    from sm_llm.config import load_config
 
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = {"kind": "llm"}
     if args.config:
-        import yaml
-
-        try:
-            with open(args.config, encoding="utf-8") as handle:
-                loaded = yaml.safe_load(handle) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigurationError(f"cannot read {args.config}: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigurationError(f"{args.config}: expected a mapping of fields")
-        loaded.pop("kind", None)
-        fields.update(loaded)
+        fields = load_config(args.config, name=args.name).to_config()
     for key, value in (
         ("endpoint_name", args.endpoint),
         ("content_handler", args.handler),
@@ -136,7 +129,16 @@ def _llm(args: argparse.Namespace) -> Any:
         extra[key] = _param_value(value)
     if "endpoint_name" not in fields:
         raise ConfigurationError("--endpoint (or endpoint_name in --config) is required")
-    return SageMakerLLM(model_kwargs=extra, **fields)
+    if extra:
+        fields["model_kwargs"] = extra
+    if fields["kind"] == "embeddings":
+        raise ConfigurationError("an embeddings model cannot generate text; pick a llm or chat model")
+    return load_config(fields)
+
+
+def _text(output: Any) -> str:
+    """An LLM's str, or a chat message's content."""
+    return output if isinstance(output, str) else str(output.content)
 
 
 def _prompt(args: argparse.Namespace) -> str:
@@ -148,16 +150,20 @@ def _invoke(args: argparse.Namespace) -> int:
     prompt = _prompt(args)
     if args.stream:
         for piece in llm.stream(prompt):
-            sys.stdout.write(piece)
+            sys.stdout.write(_text(piece))
             sys.stdout.flush()
         sys.stdout.write("\n")
         return 0
-    result = llm.generate([prompt])
-    generation = result.generations[0][0]
-    if args.json:
-        print(json.dumps({"text": generation.text, **(generation.generation_info or {})}, indent=2))
+    if not args.json:
+        print(_text(llm.invoke(prompt)))
+        return 0
+    if hasattr(llm, "bind_tools"):  # a chat model: metadata is on the message
+        message = llm.invoke(prompt)
+        text, info = _text(message), dict(message.response_metadata)
     else:
-        print(generation.text)
+        generation = llm.generate([prompt]).generations[0][0]
+        text, info = generation.text, dict(generation.generation_info or {})
+    print(json.dumps({"text": text, **info}, indent=2, default=str))
     return 0
 
 

@@ -103,11 +103,15 @@ class _Problems:
 
     def add(self, path: tuple[str | int, ...], message: str) -> None:
         dotted = ".".join(str(p) for p in path) or "(top)"
-        where = self.source.name if self.source else "config"
-        line = self.source.line(path) if self.source else None
-        self.items.append((line or 0, f"{where}{f':{line}' if line else ''} {dotted}: {message}"))
+        if self.source is None:  # a mapping given in Python: no file, no lines
+            self.items.append((0, f"{dotted}: {message}"))
+            return
+        line = self.source.line(path)
+        self.items.append((line or 0, f"{self.source.name}{f':{line}' if line else ''} {dotted}: {message}"))
 
     def raise_if_any(self) -> None:
+        if len(self.items) == 1:
+            raise ConfigurationError(self.items[0][1])
         if self.items:
             count = len(self.items)
             lines = [text for _, text in sorted(self.items, key=lambda item: item[0])]

@@ -89,3 +89,24 @@ def test_service_error_is_one_line_and_exit_1(ep: Any) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("sm-llm: EndpointNotFoundError:")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_invoke_from_a_config_file(ep: Any, tmp_path: Any) -> None:
+    config = tmp_path / "models.yaml"
+    config.write_text(
+        "defaults:\n  region_name: us-east-1\nmodels:\n"
+        "  writer: {kind: llm, endpoint_name: tgi, max_tokens: 2}\n"
+        "  assistant: {kind: chat, endpoint_name: openai, content_handler: openai}\n"
+    )
+    result = run("invoke", "--config", str(config), "--name", "writer", "a b c", url=ep.url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Echo: a\n"
+    chat = run("invoke", "--config", str(config), "--name", "assistant", "--json", "--max-tokens", "5", "hi there", url=ep.url)
+    assert chat.returncode == 0, chat.stderr
+    out = json.loads(chat.stdout)
+    assert out["text"] == "Echo: hi there" and out["model_provider"] == "amazon_sagemaker"
+    assert json.loads(ep.requests[-1].body)["max_tokens"] == 5  # the flag overrides the file
+    streamed = run("invoke", "--config", str(config), "--name", "assistant", "--stream", "x y", url=ep.url)
+    assert streamed.stdout == "Echo: x y\n"
+    bad = run("invoke", "--config", str(config), "--name", "nope", "x", url=ep.url)
+    assert bad.returncode == 2 and "no model named 'nope'" in bad.stderr
