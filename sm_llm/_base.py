@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -363,6 +364,9 @@ class SageMakerBase(BaseModel):
             "Accept": handler.accept,
             **routing,
         }
+        # One id per logical request, so every retry of it is the same request in the
+        # endpoint's logs and data capture.
+        params.setdefault("InferenceId", uuid.uuid4().hex)
         return PreparedRequest(operation=operation, params=params, stop=stop, handler=handler)
 
     def _prepare_input(
@@ -421,7 +425,7 @@ class SageMakerBase(BaseModel):
         """One logical ``InvokeEndpoint`` (retried per policy): parsed output and metadata."""
         client = self._get_client()
         result, state = self._retrying(lambda: _transport.invoke(client, request.params))
-        return request.handler.parse_response(result.body), _with_attempts(result.metadata, state)
+        return request.handler.parse_response(result.body), _with_attempts(result.metadata, state, request)
 
     async def _acall(self, request: PreparedRequest) -> tuple[ParsedOutput, dict[str, Any]]:
         """Async :meth:`_call`: aiobotocore when installed, else a worker thread."""
@@ -429,7 +433,7 @@ class SageMakerBase(BaseModel):
             return await self._in_thread(self._call, request)
         client = await self._aclients.get(self._settings())
         result, state = await self._aretrying(lambda: _aio.ainvoke(client, request.params))
-        return request.handler.parse_response(result.body), _with_attempts(result.metadata, state)
+        return request.handler.parse_response(result.body), _with_attempts(result.metadata, state, request)
 
     def _stream_records(
         self, request: PreparedRequest, assembler: StreamAssembler
@@ -438,7 +442,7 @@ class SageMakerBase(BaseModel):
         client = self._get_client()
         # Only opening the stream is retried: nothing is retried once bytes have flowed.
         result, state = self._retrying(lambda: _transport.invoke_stream(client, request.params))
-        assembler.metadata = _with_attempts(result.metadata, state)
+        assembler.metadata = _with_attempts(result.metadata, state, request)
         decoder, parse = stream_parser(request)
         try:
             for part in result.parts:
@@ -467,7 +471,7 @@ class SageMakerBase(BaseModel):
                 self._retrying, lambda: _transport.invoke_stream(client, request.params)
             )
             parts = self._threaded_parts(result)
-        assembler.metadata = _with_attempts(result.metadata, state)
+        assembler.metadata = _with_attempts(result.metadata, state, request)
         decoder, parse = stream_parser(request)
         try:
             async for part in parts:
@@ -527,10 +531,12 @@ def _bounded(attempt: Callable[[], T], seconds: float, state: RetryState) -> T:
     raise value
 
 
-def _with_attempts(metadata: dict[str, Any], state: RetryState) -> dict[str, Any]:
-    if state.attempt == 1:
-        return metadata
-    return {**metadata, "attempts": state.attempt, "retry_reasons": list(state.reasons)}
+def _with_attempts(metadata: dict[str, Any], state: RetryState, request: PreparedRequest) -> dict[str, Any]:
+    """Reply metadata plus the request's inference id and, after retries, the attempts."""
+    metadata = {**metadata, "inference_id": request.params.get("InferenceId")}
+    if state.attempt > 1:
+        metadata.update(attempts=state.attempt, retry_reasons=list(state.reasons))
+    return metadata
 
 
 def _deadline(state: RetryState) -> RequestTimeoutError:

@@ -121,6 +121,9 @@ def test_retries_are_reported(make_llm: Any, ep: Any, fault: Any) -> None:
     assert info["attempts"] == 3
     assert info["retry_reasons"] == ["ThrottlingError", "ModelNotReadyError"]
     assert len(ep.requests) == 3
+    # One logical request: the same InferenceId on every attempt, reported back.
+    ids = {r.headers["x-amzn-sagemaker-inference-id"] for r in ep.requests}
+    assert ids == {info["inference_id"]}
 
 
 async def test_rate_limiter(make_llm: Any, transport: str) -> None:
