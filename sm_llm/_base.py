@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 import time
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
