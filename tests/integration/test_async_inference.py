@@ -392,6 +392,12 @@ def test_result_to_file_streams_a_large_output(llm: Any, cfg: Any, tmp_path: Pat
     assert text.split()[-1] == f"w{words - 1}"
 
 
+async def test_aresult_to_file(llm: Any, cfg: Any, tmp_path: Path) -> None:
+    job = await asubmit(llm, "async to a file", config=cfg)
+    target = await job.aresult_to_file(tmp_path / "async.json")
+    assert json.loads(target.read_text())[0]["generated_text"] == "Echo: async to a file"
+
+
 def test_result_to_file_raises_for_a_failed_job(llm: Any, cfg: Any, tmp_path: Path) -> None:
     job = submit(llm, "no file", config=cfg, **FAILING)
     with pytest.raises(e.AsyncInferenceError):
