@@ -9,7 +9,15 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+)
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
@@ -454,6 +462,56 @@ class SageMakerBase(BaseModel):
             raise with_partial(exc, assembler) from exc.__cause__ or exc
         finally:
             result.close()
+
+    # -- stream drivers: the one loop both adapters stream through ----------------------
+
+    def _chunk(self, piece: str, delta: StreamDelta) -> Any:
+        """One stream step as the adapter's chunk, or ``None`` when there is nothing to emit."""
+        raise NotImplementedError
+
+    def _last_chunk(self, request: PreparedRequest, assembler: StreamAssembler, tail: str) -> Any:
+        """The final chunk: held-back text plus finish reason, usage and reply metadata."""
+        raise NotImplementedError
+
+    def _stream_chunks(self, request: PreparedRequest, run_manager: Any) -> Iterator[Any]:
+        """Chunks of one streamed call; the stream is closed at a stop sequence or early exit."""
+        assembler = StreamAssembler(request.stop)
+        records = self._stream_records(request, assembler)
+        try:
+            for delta in records:
+                piece = assembler.add(delta)
+                if (item := self._chunk(piece, delta)) is not None:
+                    if run_manager:
+                        run_manager.on_llm_new_token(piece, chunk=item)
+                    yield item
+                if assembler.stopped:
+                    break
+        finally:
+            records.close()
+        last = self._last_chunk(request, assembler, tail := assembler.finish())
+        if tail and run_manager:
+            run_manager.on_llm_new_token(tail, chunk=last)
+        yield last
+
+    async def _astream_chunks(self, request: PreparedRequest, run_manager: Any) -> AsyncIterator[Any]:
+        """Async twin of :meth:`_stream_chunks` (same assembly, async I/O and callbacks)."""
+        assembler = StreamAssembler(request.stop)
+        records = self._astream_records(request, assembler)
+        try:
+            async for delta in records:
+                piece = assembler.add(delta)
+                if (item := self._chunk(piece, delta)) is not None:
+                    if run_manager:
+                        await run_manager.on_llm_new_token(piece, chunk=item)
+                    yield item
+                if assembler.stopped:
+                    break
+        finally:
+            await records.aclose()
+        last = self._last_chunk(request, assembler, tail := assembler.finish())
+        if tail and run_manager:
+            await run_manager.on_llm_new_token(tail, chunk=last)
+        yield last
 
     async def _astream_records(
         self, request: PreparedRequest, assembler: StreamAssembler

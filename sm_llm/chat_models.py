@@ -33,6 +33,7 @@ from sm_llm._routing import INVOKE, STREAM, Operation
 from sm_llm._stop import truncate_at_stop
 from sm_llm.chat_templates import ChatTemplate
 from sm_llm.errors import ConfigurationError
+from sm_llm.handlers import StreamDelta
 
 __all__ = ["ChatSageMaker"]
 
@@ -192,16 +193,14 @@ class ChatSageMaker(SageMakerBase, BaseChatModel):
 
     # -- streams ------------------------------------------------------------------
 
-    def _chunk_for(self, assembler: StreamAssembler, delta: Any) -> ChatGenerationChunk | None:
-        piece = assembler.add(delta)
+    def _chunk(self, piece: str, delta: StreamDelta) -> ChatGenerationChunk | None:
         if not piece and not delta.tool_call_chunks:
             return None
         return ChatGenerationChunk(message=_messages.chunk(piece, delta.tool_call_chunks))
 
     def _last_chunk(
-        self, request: PreparedRequest, assembler: StreamAssembler
+        self, request: PreparedRequest, assembler: StreamAssembler, tail: str
     ) -> ChatGenerationChunk:
-        tail = assembler.finish()
         info = reply_metadata(
             assembler.metadata, finish_reason=assembler.finish_reason, usage=assembler.usage,
             model_name=assembler.model_name or self._model_name(request.params),
@@ -222,20 +221,7 @@ class ChatSageMaker(SageMakerBase, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        request = self._prepare_chat(messages, stop, kwargs, STREAM)
-        assembler = StreamAssembler(request.stop)
-        records = self._stream_records(request, assembler)
-        try:
-            for delta in records:
-                if (item := self._chunk_for(assembler, delta)) is not None:
-                    if run_manager:
-                        run_manager.on_llm_new_token(item.text, chunk=item)
-                    yield item
-                if assembler.stopped:
-                    break
-        finally:
-            records.close()
-        yield self._last_chunk(request, assembler)
+        yield from self._stream_chunks(self._prepare_chat(messages, stop, kwargs, STREAM), run_manager)
 
     async def _astream(
         self,
@@ -245,19 +231,8 @@ class ChatSageMaker(SageMakerBase, BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         request = self._prepare_chat(messages, stop, kwargs, STREAM)
-        assembler = StreamAssembler(request.stop)
-        records = self._astream_records(request, assembler)
-        try:
-            async for delta in records:
-                if (item := self._chunk_for(assembler, delta)) is not None:
-                    if run_manager:
-                        await run_manager.on_llm_new_token(item.text, chunk=item)
-                    yield item
-                if assembler.stopped:
-                    break
-        finally:
-            await records.aclose()
-        yield self._last_chunk(request, assembler)
+        async for chunk in self._astream_chunks(request, run_manager):
+            yield chunk
 
     # -- tools and structured output ------------------------------------------------
 

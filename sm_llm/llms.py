@@ -17,7 +17,7 @@ from pydantic import Field
 from sm_llm._base import PreparedRequest, SageMakerBase, StreamAssembler, reply_metadata
 from sm_llm._routing import INVOKE, STREAM, Operation
 from sm_llm._stop import truncate_at_stop
-from sm_llm.handlers import ParsedOutput
+from sm_llm.handlers import ParsedOutput, StreamDelta
 
 __all__ = ["SageMakerLLM"]
 
@@ -179,7 +179,12 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
 
     # -- streams ------------------------------------------------------------------
 
-    def _final_chunk(self, assembler: StreamAssembler, tail: str) -> GenerationChunk:
+    def _chunk(self, piece: str, delta: StreamDelta) -> GenerationChunk | None:
+        return GenerationChunk(text=piece) if piece else None
+
+    def _last_chunk(
+        self, request: PreparedRequest, assembler: StreamAssembler, tail: str
+    ) -> GenerationChunk:
         return GenerationChunk(
             text=tail,
             generation_info=reply_metadata(
@@ -200,24 +205,7 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         request = self._prepare_input(prompt, stop, kwargs, STREAM)
         if self.rate_limiter:
             self.rate_limiter.acquire(blocking=True)
-        assembler = StreamAssembler(request.stop)
-        records = self._stream_records(request, assembler)
-        try:
-            for delta in records:
-                piece = assembler.add(delta)
-                if piece:
-                    chunk = GenerationChunk(text=piece)
-                    if run_manager:
-                        run_manager.on_llm_new_token(piece, chunk=chunk)
-                    yield chunk
-                if assembler.stopped:
-                    break
-        finally:
-            records.close()
-        tail = assembler.finish()
-        if tail and run_manager:
-            run_manager.on_llm_new_token(tail)
-        yield self._final_chunk(assembler, tail)
+        yield from self._stream_chunks(request, run_manager)
 
     async def _astream(
         self,
@@ -229,21 +217,5 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         request = self._prepare_input(prompt, stop, kwargs, STREAM)
         if self.rate_limiter:
             await self.rate_limiter.aacquire(blocking=True)
-        assembler = StreamAssembler(request.stop)
-        records = self._astream_records(request, assembler)
-        try:
-            async for delta in records:
-                piece = assembler.add(delta)
-                if piece:
-                    chunk = GenerationChunk(text=piece)
-                    if run_manager:
-                        await run_manager.on_llm_new_token(piece, chunk=chunk)
-                    yield chunk
-                if assembler.stopped:
-                    break
-        finally:
-            await records.aclose()
-        tail = assembler.finish()
-        if tail and run_manager:
-            await run_manager.on_llm_new_token(tail)
-        yield self._final_chunk(assembler, tail)
+        async for chunk in self._astream_chunks(request, run_manager):
+            yield chunk

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import warnings
 from typing import Any
 
@@ -123,7 +124,7 @@ def test_local_containers_answer_any_body(container: Any, body: bytes, streaming
 )
 def test_local_request_validation_never_crashes(operation: str, name: str, headers: dict[str, str], length: int) -> None:
     message = validate_request(operation, name, headers, length)
-    assert message is None or message.startswith(("1 validation error", f"{message.split(' ')[0]} validation errors"))
+    assert message is None or re.match(r"^[1-9]\d* validation errors? detected: ", message), message
 
 
 def _strings(value: Any) -> list[str]:
