@@ -48,7 +48,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,20 @@ class Measured:
         })
 
 
+async def measure(
+    run: Callable[[list[str]], Awaitable[list[str]]], n: int, conc: int, reps: int, m: Measured
+) -> None:
+    """Warm up with one batch of ``conc`` (clients and connections are not measured), then
+    time ``reps`` batches of ``n`` and check every output."""
+    warm = prompts(conc, offset=n)
+    assert await run(warm) == [expected(p) for p in warm]
+    batch = prompts(n)
+    for _ in range(reps):
+        m.begin()
+        outputs = await run(batch)
+        m.end(outputs, batch)
+
+
 def _counted_async(gauge: c.Gauge, fn: Callable[..., Any]) -> Callable[..., Any]:
     async def counted(*args: Any, **kwargs: Any) -> Any:
         with gauge.track():
@@ -156,13 +170,7 @@ def run_sm_llm(url: str, n: int, conc: int, reps: int, m: Measured, *, threads: 
                 return list(await asyncio.gather(*map(one, batch)))
             return await llm.abatch(batch, config=config)
 
-        warm = prompts(conc, offset=n)
-        assert await run(warm) == [expected(p) for p in warm]
-        batch = prompts(n)
-        for _ in range(reps):
-            m.begin()
-            outputs = await run(batch)
-            m.end(outputs, batch)
+        await measure(run, n, conc, reps, m)
         await llm.aclose()
 
     asyncio.run(main())
@@ -219,13 +227,7 @@ def run_raw_aiobotocore(url: str, n: int, conc: int, reps: int, m: Measured, *,
                     out.extend(await asyncio.gather(*map(one, batch[i : i + conc])))
                 return out
 
-            warm = prompts(conc, offset=n)
-            assert await run(warm) == [expected(p) for p in warm]
-            batch = prompts(n)
-            for _ in range(reps):
-                m.begin()
-                outputs = await run(batch)
-                m.end(outputs, batch)
+            await measure(run, n, conc, reps, m)
 
     asyncio.run(main())
 
