@@ -12,11 +12,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from sm_llm._transport import check_http_url
 from sm_llm.errors import ConfigurationError
 
 __all__ = ["AsyncInferenceConfig"]
 
-_S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?$")
+# Matched with fullmatch (``$`` accepts a final "\n") and ASCII classes only (``\d`` is
+# Unicode). The input prefix becomes the InputLocation header: printable ASCII.
+_S3_URI = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/([\x20-\x7e]*))?")
 _RULES: dict[str, tuple[re.Pattern[str] | tuple[float, float], str]] = {
     "poll_interval": ((1e-3, 3600.0), "a positive number of seconds (at most 3600)"),
     "max_poll_interval": ((1e-3, 3600.0), "a positive number of seconds (at most 3600)"),
@@ -29,14 +32,14 @@ _RULES: dict[str, tuple[re.Pattern[str] | tuple[float, float], str]] = {
         (1, 3600), "between 1 and 3600 (1 hour): how long the container may work on the request"
     ),
     "s3_output_path_extension": (
-        re.compile(r"^(?!s3:|https:)[a-zA-Z0-9!_.*'()/-]{1,512}$"),
+        re.compile(r"(?!s3:|https:)[a-zA-Z0-9!_.*'()/-]{1,512}"),
         "1-512 letters, digits and !_.*'()/- characters, without an s3:/https: prefix",
     ),
     "filename": (
-        re.compile(r"^(?!.*\..*\.)[a-zA-Z0-9][a-zA-Z0-9-_\.]{0,31}$"),
+        re.compile(r"(?!.*\..*\.)[a-zA-Z0-9][a-zA-Z0-9-_\.]{0,31}"),
         "1-32 characters: a letter or digit, then letters, digits, '-', '_' or '.' (one '.' at most)",
     ),
-    "expected_bucket_owner": (re.compile(r"^\d{12}$"), "a 12-digit AWS account id"),
+    "expected_bucket_owner": (re.compile(r"[0-9]{12}"), "a 12-digit AWS account id"),
 }
 
 
@@ -86,15 +89,22 @@ class AsyncInferenceConfig(BaseModel):
     @field_validator("input_s3_uri")
     @classmethod
     def _check_uri(cls, value: str | None) -> str | None:
-        if value is not None and not _S3_URI.match(value):
+        if value is not None and not _S3_URI.fullmatch(value):
             raise ConfigurationError(f"input_s3_uri={value!r} is not an S3 prefix: write it as s3://bucket/prefix/")
         return value if value is None or value.endswith("/") else value + "/"
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _check_endpoint_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_http_url(value, "s3_endpoint_url")
+        return value
 
     @field_validator(*_RULES)
     @classmethod
     def _check_rule(cls, value: Any, info: Any) -> Any:
         rule, hint = _RULES[info.field_name]
-        ok = value is None or (rule.match(value) if isinstance(rule, re.Pattern) else rule[0] <= value <= rule[1])
+        ok = value is None or (rule.fullmatch(value) if isinstance(rule, re.Pattern) else rule[0] <= value <= rule[1])
         if not ok:
             raise ConfigurationError(f"{info.field_name}={value!r} is not allowed: {hint}")
         return value

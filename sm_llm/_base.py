@@ -57,7 +57,10 @@ _STANDARD = ("max_tokens", "temperature", "top_p")
 class SageMakerBase(BaseModel):
     """Fields and plumbing shared by :class:`SageMakerLLM` and :class:`ChatSageMaker`."""
 
-    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=())
+    # allow_inf_nan=False: timeout=inf would fail at call time as a retryable connection error
+    model_config = ConfigDict(
+        populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=(), allow_inf_nan=False
+    )
 
     endpoint_name: str
     """The SageMaker endpoint to invoke."""
@@ -125,6 +128,8 @@ class SageMakerBase(BaseModel):
         """Resolve the handler and check routing now — no client is created here."""
         super().model_post_init(context)
         check_endpoint_name(self.endpoint_name)
+        if self.endpoint_url is not None:
+            _transport.check_http_url(self.endpoint_url, "endpoint_url")
         self._handler = ContentHandler.resolve(self.content_handler)
         self._routing().to_params(INVOKE, default_attributes=self._handler.custom_attributes)
 

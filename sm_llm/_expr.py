@@ -23,7 +23,7 @@ __all__ = ["Getter", "compile_expression"]
 Getter = Callable[[Any], Any]
 
 _PLAIN = re.compile(
-    r"^(?:[A-Za-z_][A-Za-z0-9_]*|\[-?\d+\])(?:\.[A-Za-z_][A-Za-z0-9_]*|\[-?\d+\])*$"
+    r"(?:[A-Za-z_][A-Za-z0-9_]*|\[-?[0-9]+\])(?:\.[A-Za-z_][A-Za-z0-9_]*|\[-?[0-9]+\])*"
 )
 _STEP = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[(-?\d+)\]")
 
@@ -107,7 +107,7 @@ def _or_getter(getters: tuple[Getter, ...]) -> Getter:
 
 
 def _compile_plain(expression: str) -> Getter | None:
-    if not _PLAIN.match(expression):
+    if not _PLAIN.fullmatch(expression):
         return None
     steps: list[str | int] = []
     for name, index in _STEP.findall(expression):

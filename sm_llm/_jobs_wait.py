@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import os
 import re
 import sys
+import tempfile
 import threading
 import time
 import weakref
@@ -24,17 +26,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from sm_llm import _transport
-from sm_llm.errors import SageMakerError
+from sm_llm.errors import ConfigurationError, SageMakerError
 
 if TYPE_CHECKING:
     from sm_llm.async_inference import AsyncInferenceConfig, InferenceJob
 
-__all__ = ["await_all", "close_s3_clients", "wait_all"]
+__all__ = ["await_all", "check_location", "close_s3_clients", "wait_all"]
 
 Progress = bool | Literal["force"]
 _MAX_POLLERS = 32
 _MULTIPART = 8 * 1024 * 1024
-_S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?$")
+_S3_URI = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?")  # fullmatch: no final "\n"
 
 
 # -- S3 -------------------------------------------------------------------------------
@@ -80,10 +82,20 @@ def close_s3_clients(adapter: Any) -> None:
 
 
 def _split(uri: str) -> tuple[str, str]:
-    match = _S3_URI.match(uri)
+    match = _S3_URI.fullmatch(uri)
     if match is None or not match.group(2):
         raise SageMakerError(f"cannot read {uri!r}: expected an s3://bucket/key location")
     return match.group(1), match.group(2)
+
+
+def check_location(value: Any, what: str) -> str:
+    """A saved job's ``value`` is an ``s3://bucket/key`` location (``ConfigurationError``
+    otherwise): nothing else — ``https://``, ``file://`` — is ever read."""
+    if isinstance(value, str):
+        match = _S3_URI.fullmatch(value)
+        if match is not None and match.group(2):
+            return value
+    raise ConfigurationError(f"{what}={value!r} is not allowed: expected an s3://bucket/key location")
 
 
 def _s3_error(exc: BaseException, action: str, uri: str) -> SageMakerError:
@@ -245,7 +257,9 @@ def check_exists(job: InferenceJob) -> bool:
 
 
 def download(job: InferenceJob, path: Path) -> Path:
-    """Stream the output object to ``path`` (via ``path.part``) in 1 MiB chunks."""
+    """Stream the output object to ``path`` in 1 MiB chunks, through a new temporary file
+    beside it (created exclusively, so a planted ``.part`` symlink is never followed) that
+    is renamed over ``path`` when complete and removed on failure."""
     uri = job.output_location
     found = _s3_read(_job_s3(job), "get_object", uri, job.config.expected_bucket_owner)
     if found is None:
@@ -257,9 +271,10 @@ def download(job: InferenceJob, path: Path) -> Path:
         except Exception as exc:
             raise _s3_error(exc, "get_object", uri) from exc
 
-    partial = path.with_name(path.name + ".part")
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    partial = Path(name)
     try:
-        with partial.open("wb") as handle:
+        with os.fdopen(fd, "wb") as handle:
             for chunk in chunks():
                 handle.write(chunk)
         partial.replace(path)

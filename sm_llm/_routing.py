@@ -35,10 +35,12 @@ ASYNC: Operation = "InvokeEndpointAsync"
 MAX_BODY = 6_291_456
 MAX_ASYNC_INLINE_BODY = 128_000
 
-_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
-_COMPONENT = re.compile(r"^[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?$")
-_PRINTABLE_ID = re.compile(r"^[\x21-\x7e][\x20-\x7e]*$")
-_VISIBLE_ASCII = re.compile(r"^[\x20-\x7e]*$")
+# Matched with fullmatch: ``$`` would also accept a value ending in "\n".
+_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
+_COMPONENT = re.compile(r"[a-zA-Z0-9]([\-a-zA-Z0-9]*[a-zA-Z0-9])?")
+_PRINTABLE_ID = re.compile(r"[\x21-\x7e][\x20-\x7e]*")
+_VISIBLE_ASCII = re.compile(r"[\x20-\x7e]*")
+_MAY_BE_EMPTY = frozenset({"custom_attributes", "content_type", "accept"})
 
 # field → (boto3 parameter, max length, pattern, operations that have it)
 _RULES: dict[str, tuple[str, int, re.Pattern[str] | None, frozenset[str]]] = {
@@ -109,11 +111,11 @@ ROUTING_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Routing))
 
 
 def _check(name: str, value: str, max_len: int, pattern: re.Pattern[str] | None) -> None:
-    if not value and name != "custom_attributes":
+    if not value and name not in _MAY_BE_EMPTY:
         raise ConfigurationError(f"{name} must not be empty")
     if len(value) > max_len:
         raise ConfigurationError(f"{name} is {len(value)} characters long; the limit is {max_len}")
-    if pattern is not None and not pattern.match(value):
+    if pattern is not None and not pattern.fullmatch(value):
         shown = value if len(value) <= 80 else value[:77] + "..."
         raise ConfigurationError(
             f"{name}={shown!r} is not allowed: it must match {pattern.pattern} "
@@ -129,7 +131,7 @@ def _check_session(value: str, operation: Operation) -> None:
                 "open sessions, so open one with invoke() first and stream with its id"
             )
         return
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise ConfigurationError(
             f"session_id={value!r} is not a valid session id (letters, digits and hyphens)"
         )
@@ -150,11 +152,13 @@ def format_custom_attributes(
             pairs[str(key)] = _attr(item)
     elif isinstance(value, str):
         for segment in value.split(";"):
-            segment = segment.strip()
+            # Only spaces are trimmed: str.strip() would also drop "\n", VT, NEL, U+2028...
+            # and hide them from the check that refuses control characters.
+            segment = segment.strip(" ")
             if not segment:
                 continue
             key, sep, item = segment.partition("=")
-            pairs[key.strip() if sep else segment] = item.strip() if sep else None
+            pairs[key.strip(" ") if sep else segment] = item.strip(" ") if sep else None
     elif value is not None:
         raise ConfigurationError("custom_attributes must be a string or a mapping")
     if not pairs:
@@ -173,6 +177,12 @@ def check_endpoint_name(name: str) -> None:
     if not name:
         raise ConfigurationError("endpoint_name is required")
     _check("endpoint_name", name, 63, _NAME)
+
+
+def check_media_type(name: str, value: str) -> None:
+    """A handler's ``content_type`` / ``accept``: at most 1024 characters (the service's
+    limit), printable ASCII only, so no control character reaches a header."""
+    _check(name, value, 1024, _VISIBLE_ASCII)
 
 
 def check_body_size(body: bytes, operation: Operation) -> None:

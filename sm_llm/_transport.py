@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sm_llm import errors as e
 
@@ -18,12 +19,34 @@ __all__ = [
     "ClientSettings",
     "InvokeResult",
     "StreamResult",
+    "check_http_url",
     "create_client",
     "invoke",
     "invoke_stream",
     "map_error",
     "response_metadata",
 ]
+
+
+_URL_CHARS = re.compile(r"[\x21-\x7e]+")  # urlsplit silently drops tabs and newlines
+
+
+def check_http_url(value: str, what: str) -> None:
+    """``value`` is an ``http://`` or ``https://`` URL with a host; anything else (``ftp:``,
+    ``file:``, a bare host, a bad port) is a :class:`ConfigurationError` now rather than a
+    retryable connection error at the first call."""
+    try:
+        parts = urlsplit(value) if _URL_CHARS.fullmatch(value) else None
+        ok = (
+            parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
+            and (parts.port is None or parts.port > 0)  # .port raises ValueError for "x" or 99999
+        )
+    except ValueError:  # also a malformed [IPv6] host
+        ok = False
+    if not ok:
+        raise e.ConfigurationError(
+            f"{what}={value!r} is not allowed: give an http:// or https:// URL with a host"
+        )
 
 
 @dataclass(frozen=True)

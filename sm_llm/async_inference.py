@@ -38,13 +38,14 @@ from sm_llm._jobs_wait import (
     await_one,
     check,
     check_exists,
+    check_location,
     close_s3_clients,
     download,
     job_status,
     wait_all,
     wait_one,
 )
-from sm_llm._routing import ASYNC, MAX_ASYNC_INLINE_BODY, check_body_size
+from sm_llm._routing import ASYNC, MAX_ASYNC_INLINE_BODY, check_body_size, check_endpoint_name
 from sm_llm.errors import (
     AsyncInferenceError,
     ConfigurationError,
@@ -214,11 +215,18 @@ class InferenceJob:
             submitted = datetime.fromisoformat(str(data["submitted_at"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"not a saved InferenceJob (need inference_id, output_location, submitted_at): {exc}") from exc
-        stop = data.get("stop")
+        check_location(output, "output_location")
+        failure, given_input = data.get("failure_location"), data.get("input_location")
+        if failure is not None:
+            check_location(failure, "failure_location")
+        if given_input is not None:
+            check_location(given_input, "input_location")
+        endpoint_name = str(data.get("endpoint_name") or llm.endpoint_name)
+        check_endpoint_name(endpoint_name)
         request = PreparedRequest(
             operation=ASYNC,
-            params={"EndpointName": data.get("endpoint_name") or llm.endpoint_name},
-            stop=list(stop) if stop else None,
+            params={"EndpointName": endpoint_name},
+            stop=_saved_stop(data.get("stop")),
             handler=llm.handler,
         )
         return cls(
@@ -227,10 +235,21 @@ class InferenceJob:
             config=_resolve(llm, config, resuming=True),
             inference_id=inference_id,
             output_location=output,
-            failure_location=data.get("failure_location"),
-            input_location=data.get("input_location"),
+            failure_location=failure,
+            input_location=given_input,
             submitted_at=submitted if submitted.tzinfo else submitted.replace(tzinfo=UTC),
         )
+
+
+def _saved_stop(stop: Any) -> list[str] | None:
+    """A saved ``stop``: a list of strings, or one string — one stop sequence, not its letters."""
+    if not stop:
+        return None
+    if isinstance(stop, str):
+        return [stop]
+    if isinstance(stop, list) and all(isinstance(item, str) for item in stop):
+        return list(stop)
+    raise ConfigurationError(f"stop={stop!r} is not allowed: expected a list of strings")
 
 
 # -- submitting -----------------------------------------------------------------------
@@ -244,6 +263,8 @@ def _resolve(adapter: Any, config: Any, *, resuming: bool = False) -> AsyncInfer
             "asynchronous inference is not configured: set async_inference=AsyncInferenceConfig("
             "input_s3_uri='s3://bucket/prefix/') on the adapter, or pass config=..."
         )
+    if not resuming:  # model_copy(update=...), the documented per-call route, skips validation
+        AsyncInferenceConfig(**resolved.model_dump())
     return resolved
 
 

@@ -16,9 +16,10 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sm_llm._expr import Getter, compile_expression
+from sm_llm._routing import check_media_type
 from sm_llm._templating import compile_template, render
 from sm_llm.errors import ConfigurationError, ModelError, ResponseParseError, StreamError
 
@@ -199,6 +200,12 @@ class ContentHandler(BaseModel):
     supports_tools: bool = False
     response: ResponseSpec
     stream: StreamSpec | None = None
+
+    @field_validator("content_type", "accept")
+    @classmethod
+    def _check_media_type(cls, value: str, info: Any) -> str:
+        check_media_type(info.field_name, value)  # they are sent as headers
+        return value
 
     # -- construction -------------------------------------------------------------
 

@@ -60,7 +60,7 @@ logger = logging.getLogger("sm_llm.local")
 DEFAULT_OUTPUT_PATH = "s3://sm-llm-local/async-output/"
 DEFAULT_FAILURE_PATH = "s3://sm-llm-local/async-failures/"
 DELAY_ATTRIBUTE = "sm-llm-local-delay-ms"
-_S3 = re.compile(r"^s3://([^/]+)/?(.*)$")
+_S3 = re.compile(r"s3://([^/]+)/?(.*)")  # fullmatch: "$" would accept a final "\n"
 _PREFIX = "x-amzn-sagemaker-"
 _ASYNC_ONLY = tuple(
     _PREFIX + name
@@ -73,7 +73,7 @@ _MAX_TICK_S = 1.0
 
 
 def _split(uri: str) -> tuple[str, str]:
-    match = _S3.match(uri)
+    match = _S3.fullmatch(uri)
     if match is None:
         raise ConfigurationError(f"not an s3:// location: {uri!r}")
     return match.group(1), match.group(2)
@@ -335,7 +335,7 @@ class S3AsyncBackend:
 
     def _read_input(self, job: _Job) -> bytes | None:
         assert job.input_location is not None
-        match = _S3.match(job.input_location)
+        match = _S3.fullmatch(job.input_location)
         if match is None or not match.group(2):
             self._fail(job, f"ClientError: InputLocation {job.input_location} is not an s3://bucket/key location.")
             return None

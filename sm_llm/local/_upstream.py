@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import requests
 from requests.adapters import HTTPAdapter
 
+from sm_llm._transport import check_http_url
 from sm_llm.local._containers import (
     CUSTOM_ATTRIBUTES,
     ContainerRequest,
@@ -38,6 +39,7 @@ class UpstreamContainer:
         connect_timeout: float = 2.0,
         read_timeout: float = 60.0,
     ) -> None:
+        check_http_url(base_url, "upstream")  # file://, gopher://: refused before serving
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
         if session is None:

@@ -405,6 +405,22 @@ def test_result_to_file_raises_for_a_failed_job(llm: Any, cfg: Any, tmp_path: Pa
     assert not (tmp_path / "never.json").exists()
 
 
+def test_result_to_file_never_follows_a_planted_part_symlink(llm: Any, cfg: Any, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / "out.json.part").symlink_to(victim)
+    job = submit(llm, "no symlinks", config=cfg)
+    target = job.result_to_file(tmp_path / "out.json")
+    assert victim.read_text() == "precious"
+    assert not target.is_symlink()
+    assert json.loads(target.read_text())[0]["generated_text"] == "Echo: no symlinks"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json", "out.json.part", "victim"]
+    (tmp_path / "a-dir").mkdir()
+    with pytest.raises(IsADirectoryError):  # the rename fails: the temporary file is removed
+        job.result_to_file(tmp_path / "a-dir")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-dir", "out.json", "out.json.part", "victim"]
+
+
 # -- validation and errors before/at submission -----------------------------------------------------
 
 @pytest.mark.parametrize(

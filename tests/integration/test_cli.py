@@ -110,3 +110,14 @@ def test_invoke_from_a_config_file(ep: Any, tmp_path: Any) -> None:
     assert streamed.stdout == "Echo: x y\n"
     bad = run("invoke", "--config", str(config), "--name", "nope", "x", url=ep.url)
     assert bad.returncode == 2 and "no model named 'nope'" in bad.stderr
+
+
+def test_local_serve_refuses_a_non_http_upstream() -> None:
+    for upstream in ("file:///etc/passwd", "gopher://127.0.0.1:70/_x"):
+        result = subprocess.run(  # before the check this served until killed
+            [sys.executable, "-m", "sm_llm.cli", "local", "serve", "--port", "0", "--upstream", upstream],
+            capture_output=True, text=True, timeout=20,
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("sm-llm: error: upstream=") and len(result.stderr.splitlines()) == 1
+        assert result.stdout == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -10,6 +11,8 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from sm_llm import ChatSageMaker, SageMakerLLM
 from sm_llm import errors as e
+from sm_llm.async_inference import AsyncInferenceConfig
+from sm_llm.errors import ConfigurationError
 
 CANARY = "canary-5b7c-secret"
 
@@ -49,3 +52,66 @@ def test_canary_secret_never_in_logs_errors_or_callbacks(
     assert "retrying after ServiceUnavailableError" in caplog.text  # the logs were captured
     for text in texts:
         assert CANARY not in text
+
+
+# -- SECURITY.md §3: no header injection, refused before anything is sent ----------------------
+
+# Each routing field with a valid value and the operations that take it.
+ROUTING = {
+    "target_model": ("m.tar.gz", ("invoke", "ainvoke")),
+    "enable_explanations": ("`true`", ("invoke", "ainvoke")),
+    "target_variant": ("blue", ("invoke", "ainvoke", "stream")),
+    "target_container_hostname": ("c-1", ("invoke", "ainvoke", "stream")),
+    "inference_component_name": ("ic-1", ("invoke", "ainvoke", "stream")),
+    "session_id": ("sess-1", ("invoke", "ainvoke", "stream")),
+    "inference_id": ("req-1", ("invoke", "ainvoke", "stream", "submit")),
+    "custom_attributes": ("a=1", ("invoke", "ainvoke", "stream", "submit")),
+}
+# "\n" passed "$"-anchored patterns; the others were trimmed away by str.strip().
+TAILS = ["\n", "\r\n", "\v", "\x1c", "\x85", "\u2028", "\u3000"]
+
+
+def _call(llm: SageMakerLLM, operation: str, **kwargs: Any) -> Any:
+    if operation == "invoke":
+        return llm.invoke("x", **kwargs)
+    if operation == "ainvoke":
+        return asyncio.run(llm.ainvoke("x", **kwargs))
+    if operation == "stream":
+        return list(llm.stream("x", **kwargs))
+    return llm.submit("x", config=AsyncInferenceConfig(inline_body=True), **kwargs)
+
+
+@pytest.mark.parametrize("tail", TAILS, ids=repr)
+@pytest.mark.parametrize(
+    ("field", "operation"), [(f, op) for f, (_, ops) in ROUTING.items() for op in ops]
+)
+def test_header_values_with_control_characters_never_reach_the_server(
+    make_llm: Any, ep: Any, field: str, operation: str, tail: str
+) -> None:
+    llm = make_llm("tgi")
+    value = ROUTING[field][0] + tail
+    with pytest.raises(ConfigurationError, match=field):
+        _call(llm, operation, **{field: value})
+    if field == "custom_attributes":  # and in a mapping's value
+        with pytest.raises(ConfigurationError, match=field):
+            _call(llm, operation, custom_attributes={"a": "1" + tail})
+    assert ep.requests == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"endpoint_name": "tgi\n"}, "endpoint_name"),
+        ({"timeout": float("inf")}, "timeout"),
+        ({"endpoint_url": "ftp://127.0.0.1:9"}, "endpoint_url"),
+        ({"content_handler": {"request_template": "{}", "response": {"text": "x"}, "content_type": "a/\x00b"}}, "content_type"),
+        ({"content_handler": {"request_template": "{}", "response": {"text": "x"}, "accept": "a/b\r\nX: 1"}}, "accept"),
+        ({"content_handler": {"request_template": "{}", "response": {"text": "x"}, "accept": "é/json"}}, "accept"),
+    ],
+    ids=repr,
+)
+def test_bad_fields_are_refused_at_construction(ep: Any, fields: dict[str, Any], match: str) -> None:
+    fields = {"endpoint_name": "tgi", "endpoint_url": ep.url, "region_name": "us-east-1", **fields}
+    with pytest.raises(ConfigurationError, match=match):
+        SageMakerLLM(**fields)
+    assert ep.requests == []

@@ -50,6 +50,16 @@ def test_prefix_gets_a_trailing_slash() -> None:
         ({"s3_output_path_extension": "s3://x"}, "s3_output_path_extension='s3://x' is not allowed"),
         ({"s3_output_path_extension": "a b"}, "s3_output_path_extension='a b'"),
         ({"expected_bucket_owner": "12345"}, "expected_bucket_owner='12345' is not allowed: a 12-digit"),
+        # full-string, ASCII-only matching: "$" accepts a final "\n", "\d" accepts any digit
+        ({"filename": "out.json\n"}, "filename='out.json\\n' is not allowed"),
+        ({"s3_output_path_extension": "x/y\n"}, "s3_output_path_extension='x/y\\n' is not allowed"),
+        ({"expected_bucket_owner": "123456789012\n"}, "expected_bucket_owner='123456789012\\n'"),
+        ({"expected_bucket_owner": "\u0661" * 12}, "expected_bucket_owner='\u0661"),
+        ({"expected_bucket_owner": "\uff11" * 12}, "expected_bucket_owner='\uff11"),
+        ({"timeout": float("inf")}, "timeout=inf is not allowed"),
+        ({"poll_interval": float("nan")}, "poll_interval=nan is not allowed"),
+        ({"s3_endpoint_url": "ftp://127.0.0.1:9000"}, "s3_endpoint_url='ftp://127.0.0.1:9000' is not allowed"),
+        ({"s3_endpoint_url": "127.0.0.1:9000"}, "s3_endpoint_url='127.0.0.1:9000' is not allowed"),
         ({"unknown": 1}, "unknown: Extra inputs are not permitted"),
         ({"request_ttl_seconds": "soon"}, "request_ttl_seconds: Input should be a valid integer"),
     ],
@@ -62,7 +72,13 @@ def test_bad_fields_are_configuration_errors(fields: dict[str, Any], fragment: s
     assert isinstance(info.value, ValueError)
 
 
-@pytest.mark.parametrize("uri", ["my-bucket/in/", "https://my-bucket/in/", "s3://", "s3://B/x", "s3://a/x"])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "my-bucket/in/", "https://my-bucket/in/", "s3://", "s3://B/x", "s3://a/x",
+        "s3://my-bucket/in/\n", "s3://my-bucket/in\r\nX: 1/", "s3://my-bucket\n", "s3://my-bucket/\u00e9/",
+    ],
+)
 def test_input_uri_must_be_an_s3_prefix(uri: str) -> None:
     with pytest.raises(ConfigurationError, match="is not an S3 prefix: write it as s3://bucket/prefix/"):
         AsyncInferenceConfig(input_s3_uri=uri)
@@ -105,6 +121,17 @@ def test_oversize_inline_body_without_s3_is_refused_before_any_client() -> None:
     with pytest.raises(ConfigurationError, match=r"limited to 128,000 bytes.*input_s3_uri"):
         submit(llm, "x " * 70_000, config=config)
     assert llm._client is None  # no client was even created
+
+
+@pytest.mark.parametrize(
+    "update", [{"filename": "out.json\n"}, {"s3_output_path_extension": "x\n"}, {"expected_bucket_owner": "1" * 11}]
+)
+def test_a_per_call_model_copy_is_validated_at_submit(update: dict[str, str]) -> None:
+    llm = _llm()
+    config = AsyncInferenceConfig(inline_body=True).model_copy(update=update)  # pydantic skips validation
+    with pytest.raises(ConfigurationError, match=next(iter(update))):
+        submit(llm, "hi", config=config)
+    assert llm._client is None
 
 
 def test_async_routing_rules_apply() -> None:
@@ -204,3 +231,43 @@ def test_from_dict_rejects_what_is_not_a_job() -> None:
 
 def test_wait_all_of_nothing() -> None:
     assert wait_all([]) == []
+
+
+@pytest.mark.parametrize(
+    "field", ["output_location", "failure_location", "input_location"]
+)
+@pytest.mark.parametrize(
+    "location",
+    [
+        "https://169.254.169.254/latest/meta-data/",
+        "http://out-bucket.s3.amazonaws.com/key",
+        "file:///etc/passwd",
+        "s3://out-bucket/",
+        "s3://out-bucket/key\n",
+        "/tmp/out",
+        42,
+    ],
+)
+def test_from_dict_refuses_anything_but_s3_locations(field: str, location: object) -> None:
+    with pytest.raises(ConfigurationError, match=field):
+        InferenceJob.from_dict({**_saved(), field: location}, llm=_llm())
+
+
+def test_from_dict_checks_the_endpoint_name() -> None:
+    with pytest.raises(ConfigurationError, match="endpoint_name"):
+        InferenceJob.from_dict({**_saved(), "endpoint_name": "my-ep\n"}, llm=_llm())
+
+
+@pytest.mark.parametrize(
+    ("stop", "expected"),
+    [("END", ["END"]), (["END", "###"], ["END", "###"]), (None, None), ([], None)],
+)
+def test_from_dict_stop_string_is_one_sequence(stop: object, expected: list[str] | None) -> None:
+    job = InferenceJob.from_dict({**_saved(), "stop": stop}, llm=_llm())
+    assert job.request_like.stop == expected
+
+
+@pytest.mark.parametrize("stop", [{"a": 1}, [1, 2], 7])
+def test_from_dict_refuses_stop_that_is_not_strings(stop: object) -> None:
+    with pytest.raises(ConfigurationError, match="stop"):
+        InferenceJob.from_dict({**_saved(), "stop": stop}, llm=_llm())

@@ -227,3 +227,24 @@ def test_parameters_never_replace_the_prompt(name: str) -> None:
     hostile = {"messages": None, "inputs": "x", "text_inputs": "x", "stream": True}
     body = json.loads(handler.render_request("the prompt", parameters=hostile))
     assert PROMPT_PATH[name](body) == "the prompt"
+
+
+@pytest.mark.parametrize("field", ["content_type", "accept"])
+@pytest.mark.parametrize(
+    "value",
+    ["application/json\r\nX-Evil: 1", "application/json\n", "application/\x00json", "application/jsön", "a" * 1025, "\x7f"],
+    ids=repr,
+)
+def test_content_type_and_accept_are_checked_at_load(field: str, value: str) -> None:
+    data = {"request_template": "{}", "response": {"text": "x"}, field: value}
+    with pytest.raises(ConfigurationError, match=field):
+        ContentHandler.from_dict(data)
+    with pytest.raises(ValueError, match=field):
+        ContentHandler(**data)  # type: ignore[arg-type]
+
+
+def test_content_type_and_accept_limits_are_the_services() -> None:
+    handler = ContentHandler.from_dict(
+        {"request_template": "{}", "response": {"text": "x"}, "content_type": "a" * 1024, "accept": ""}
+    )
+    assert len(handler.content_type) == 1024

@@ -119,3 +119,45 @@ def test_body_limits() -> None:
     check_body_size(b"x" * 128_000, ASYNC)
     with pytest.raises(ConfigurationError, match="input_s3_uri"):
         check_body_size(b"x" * 128_001, ASYNC)
+
+
+# A valid value of each routing field and the operations that take it.
+VALID = {
+    "target_model": ("m.tar.gz", (INVOKE,)),
+    "target_variant": ("blue", (INVOKE, STREAM)),
+    "target_container_hostname": ("c-1", (INVOKE, STREAM)),
+    "inference_component_name": ("ic-1", (INVOKE, STREAM)),
+    "session_id": ("sess-1", (INVOKE, STREAM)),
+    "inference_id": ("req-1", (INVOKE, STREAM, ASYNC)),
+    "enable_explanations": ("`true`", (INVOKE,)),
+    "custom_attributes": ("a=1", (INVOKE, STREAM, ASYNC)),
+}
+# Each is accepted by a "$"-anchored pattern or trimmed by str.strip().
+TRAILING = ["\n", "\r", "\t", "\v", "\x1c", "\x85", "\u2028", "\u3000", "\x00"]
+
+
+@pytest.mark.parametrize("tail", TRAILING, ids=repr)
+@pytest.mark.parametrize(
+    ("field", "operation"), [(f, op) for f, (_, ops) in VALID.items() for op in ops]
+)
+def test_trailing_control_characters_rejected(field: str, operation: str, tail: str) -> None:
+    value = VALID[field][0]
+    Routing(**{field: value}).to_params(operation)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=field):
+        Routing(**{field: value + tail}).to_params(operation)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("tail", TRAILING, ids=repr)
+def test_custom_attribute_values_and_defaults_fully_checked(tail: str) -> None:
+    with pytest.raises(ConfigurationError, match="custom_attributes"):
+        Routing(custom_attributes={"a": "1" + tail}).to_params(INVOKE)
+    with pytest.raises(ConfigurationError, match="custom_attributes"):
+        Routing(custom_attributes={"a" + tail: "1"}).to_params(INVOKE)
+    with pytest.raises(ConfigurationError, match="custom_attributes"):
+        Routing().to_params(INVOKE, default_attributes={"a": "1" + tail})
+
+
+@pytest.mark.parametrize("tail", TRAILING, ids=repr)
+def test_endpoint_name_fully_matched(tail: str) -> None:
+    with pytest.raises(ConfigurationError, match="endpoint_name"):
+        check_endpoint_name("ep" + tail)

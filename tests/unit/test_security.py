@@ -108,3 +108,37 @@ def test_local_endpoint_refuses_remote_bind() -> None:
     for host in ("0.0.0.0", "192.168.1.10", "::"):
         with pytest.raises(ConfigurationError, match="allow_remote"):
             LocalEndpoint(host=host)
+
+
+BAD_URLS = [
+    "ftp://127.0.0.1:9000",
+    "gopher://127.0.0.1:70/_x",
+    "file:///etc/passwd",
+    "127.0.0.1:8080",
+    "http://",
+    "http://127.0.0.1:99999",
+    "http://127.0.0.1:8080\n",
+    "http://127.0.0.1\t:8080",
+]
+
+
+@pytest.mark.parametrize("url", BAD_URLS, ids=repr)
+@pytest.mark.parametrize("cls", [SageMakerLLM, ChatSageMaker])
+def test_endpoint_url_must_be_http_with_a_host(cls: type, url: str) -> None:
+    with pytest.raises(ConfigurationError, match="endpoint_url"):
+        cls(endpoint_name="ep", region_name="us-east-1", endpoint_url=url)
+
+
+@pytest.mark.parametrize("url", BAD_URLS, ids=repr)
+def test_local_upstream_must_be_http_with_a_host(url: str) -> None:
+    from sm_llm.local import LocalEndpoint
+
+    with pytest.raises(ConfigurationError, match="upstream"):
+        LocalEndpoint(upstream=url)
+
+
+@pytest.mark.parametrize("field", ["timeout", "connect_timeout", "read_timeout"])
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), float("-inf")])
+def test_non_finite_timeouts_refused_at_construction(field: str, value: float) -> None:
+    with pytest.raises(ConfigurationError, match=field):
+        SageMakerLLM(endpoint_name="ep", region_name="us-east-1", **{field: value})
