@@ -68,7 +68,8 @@ async def _create(settings: ClientSettings) -> Any:
         return await context.__aenter__()
     except NoRegionError as exc:
         raise e.ConfigurationError(
-            "no AWS region is configured: pass region_name='us-east-1' (or set AWS_REGION)"
+            "no AWS region is configured", field="region_name",
+            advice="pass region_name='us-east-1' (or set AWS_REGION)",
         ) from exc
     except ProfileNotFound as exc:
         raise e.ConfigurationError(f"AWS profile {settings.profile_name!r} was not found") from exc

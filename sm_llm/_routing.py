@@ -193,10 +193,11 @@ def check_body_size(body: bytes, operation: Operation) -> None:
     if operation == ASYNC:
         raise ConfigurationError(
             f"the request body is {len(body):,} bytes; inline asynchronous bodies are limited "
-            f"to {limit:,} bytes — set async_inference.input_s3_uri to upload it to S3 instead"
+            f"to {limit:,} bytes", field="input_s3_uri",
+            advice="set async_inference.input_s3_uri to upload it to S3 instead",
         )
     raise ConfigurationError(
         f"the request body is {len(body):,} bytes; real-time invocations are limited to "
-        f"{limit:,} bytes (6 MiB) — use asynchronous inference (async_inference=...) for "
-        "payloads up to 1 GB"
+        f"{limit:,} bytes (6 MiB)", field="async_inference",
+        advice="use asynchronous inference (async_inference=...) for payloads up to 1 GB",
     )

@@ -117,7 +117,8 @@ class _Problems:
             lines = [text for _, text in sorted(self.items, key=lambda item: item[0])]
             raise ConfigurationError(
                 f"{count} problem{'s' if count > 1 else ''} in the configuration:\n  "
-                + "\n  ".join(lines)
+                + "\n  ".join(lines),
+                problems=tuple(lines),
             )
 
 
@@ -286,7 +287,9 @@ def load_config(source: str | Path | dict[str, Any], name: str | None = None) ->
         if name is None and len(models) == 1:
             name = next(iter(models))
         if name is None:
-            raise ConfigurationError(f"several models are defined ({', '.join(models)}): pass name=")
+            raise ConfigurationError(
+                f"several models are defined ({', '.join(models)})", field="name", advice="pass name="
+            )
         if name not in models:
             raise ConfigurationError(f"no model named {name!r}; defined: {', '.join(models) or 'none'}")
         entry = models[name]
