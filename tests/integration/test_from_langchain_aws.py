@@ -131,6 +131,11 @@ def test_llm_handler_object_streams_line_by_line(make_llm: Any) -> None:
     assert all(line.startswith(b"data:") and not line.endswith(b"\n") for line in handler.lines)
     assert "".join(llm.stream("red green. blue", stop=["."])) == "Echo: red green"
 
+    async def astream() -> list[str]:
+        return [piece async for piece in llm.astream("red green blue")]
+
+    assert "".join(asyncio.run(astream())) == "Echo: red green blue"
+
 
 def test_chat_handler_object_gets_messages(make_chat: Any, ep: Any) -> None:
     handler = ChatHandler()
