@@ -19,10 +19,19 @@ from collections.abc import (
     Mapping,
 )
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from langchain_core.language_models import LangSmithParams
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from sm_llm import _aio, _transport
 from sm_llm._assembly import (
@@ -33,6 +42,7 @@ from sm_llm._assembly import (
     with_partial,
 )
 from sm_llm._async_config import AsyncInferenceConfig
+from sm_llm._names import did_you_mean
 from sm_llm._retry import RetryPolicy, RetryState
 from sm_llm._routing import (
     ASYNC,
@@ -43,6 +53,7 @@ from sm_llm._routing import (
     Routing,
     check_body_size,
     check_endpoint_name,
+    routing_from_endpoint_kwargs,
 )
 from sm_llm.errors import ConfigurationError, RequestTimeoutError, SageMakerError
 from sm_llm.handlers import ContentHandler, ParsedOutput, StreamDelta
@@ -52,6 +63,16 @@ __all__ = ["PreparedRequest", "SageMakerBase", "StreamAssembler", "reply_metadat
 T = TypeVar("T")
 
 _STANDARD = ("max_tokens", "temperature", "top_p")
+# Per-call keyword arguments LangChain itself may pass down (never sent to the container).
+_LANGCHAIN_CALL_KWARGS = ("stream",)
+# Standard LangChain constructor names SageMaker has no use for, and what to use instead.
+_NOT_FIELDS = {
+    "api_key": "SageMaker authenticates with AWS credentials (aws_access_key_id, "
+    "aws_secret_access_key, credentials_profile_name or the environment), not an API key",
+    "model": "a SageMaker endpoint has no model parameter: use endpoint_name, target_model or "
+    "inference_component_name (or model_kwargs={'model': ...} for a container's own field)",
+}
+_NOT_FIELDS["model_name"] = _NOT_FIELDS["model_id"] = _NOT_FIELDS["model"]
 
 
 class SageMakerBase(BaseModel):
@@ -104,6 +125,9 @@ class SageMakerBase(BaseModel):
     async_inference: AsyncInferenceConfig | None = None
     """When set, every call goes through ``InvokeEndpointAsync`` (S3 or inline) and waits."""
 
+    _call_kwargs: ClassVar[tuple[str, ...]] = ()
+    """Per-call keyword arguments a subclass consumes itself (before :meth:`_prepare`)."""
+
     _handler: ContentHandler = PrivateAttr()
     _client: Any = PrivateAttr(default=None)
     _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -124,6 +148,45 @@ class SageMakerBase(BaseModel):
             )
             raise ConfigurationError(f"invalid {type(self).__name__}: {problems}") from exc
 
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        """Refuse unknown (misspelt) fields instead of dropping them, and map
+        langchain-aws's ``endpoint_kwargs`` onto the routing fields."""
+        if not isinstance(data, dict):
+            return data
+        known = set(cls.model_fields)
+        known.update(f.alias for f in cls.model_fields.values() if f.alias)
+        unknown = [str(key) for key in data if key not in known and key != "endpoint_kwargs"]
+        if unknown:
+            problems = "; ".join(
+                f"{key} ({_NOT_FIELDS[key]})" if key in _NOT_FIELDS
+                else f"{key}{did_you_mean(key, sorted(known))}"
+                for key in unknown
+            )
+            raise ConfigurationError(
+                f"{cls.__name__} got unknown field{'s' if len(unknown) > 1 else ''}: {problems}. "
+                "Container parameters go in model_kwargs={...}"
+            )
+        if "endpoint_kwargs" in data:
+            data = dict(data)
+            for name, value in routing_from_endpoint_kwargs(data.pop("endpoint_kwargs")).items():
+                if data.get(name) is not None and data[name] != value:
+                    raise ConfigurationError(
+                        f"{name} is given twice, as {name}={data[name]!r} and in endpoint_kwargs "
+                        f"as {value!r}; keep one"
+                    )
+                data[name] = value
+        return data
+
+    @field_validator("content_handler", mode="before")
+    @classmethod
+    def _langchain_aws_handler(cls, value: Any) -> Any:
+        """A langchain-aws handler object becomes a :class:`ContentHandler` that calls it."""
+        if isinstance(value, (str, dict, ContentHandler)):
+            return value
+        return ContentHandler.resolve(value)
+
     def model_post_init(self, context: Any, /) -> None:
         """Resolve the handler and check routing now — no client is created here."""
         super().model_post_init(context)
@@ -132,6 +195,7 @@ class SageMakerBase(BaseModel):
             _transport.check_http_url(self.endpoint_url, "endpoint_url")
         self._handler = ContentHandler.resolve(self.content_handler)
         self._routing().to_params(INVOKE, default_attributes=self._handler.custom_attributes)
+        self._parameters({}, None)  # a handler may refuse a standard field (langchain-aws objects)
 
     # -- configuration as data ------------------------------------------------------
 
@@ -322,17 +386,37 @@ class SageMakerBase(BaseModel):
         return base.merged(overrides) if overrides else base
 
     def _split_kwargs(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Per-call kwargs → (routing overrides, generation parameters)."""
+        """Per-call kwargs → (routing overrides, generation parameters).
+
+        Per call, only the routing fields, the standard parameters (``max_tokens``,
+        ``temperature``, ``top_p``) and ``model_kwargs={...}`` (container names, sent
+        as they are) are taken; any other name is refused, never sent or dropped.
+        """
         routing = {k: kwargs.pop(k) for k in ROUTING_FIELDS if k in kwargs}
+        for key in _LANGCHAIN_CALL_KWARGS:
+            kwargs.pop(key, None)
+        unknown = [key for key in kwargs if key not in _STANDARD and key != "model_kwargs"]
+        if unknown:
+            known = (*_STANDARD, "model_kwargs", "stop", *ROUTING_FIELDS, *self._call_kwargs)
+            problems = "; ".join(f"{key}{did_you_mean(key, known)}" for key in unknown)
+            raise ConfigurationError(
+                f"unknown keyword argument{'s' if len(unknown) > 1 else ''} for "
+                f"{type(self).__name__}: {problems}. Per call, pass routing fields, max_tokens, "
+                f"temperature, top_p, or container parameters as model_kwargs={{{unknown[0]!r}: ...}}"
+            )
+        call_model_kwargs = kwargs.get("model_kwargs")
+        if call_model_kwargs is not None and not isinstance(call_model_kwargs, Mapping):
+            raise ConfigurationError(
+                f"model_kwargs must be a mapping, not {type(call_model_kwargs).__name__}"
+            )
         return routing, kwargs
 
     def _parameters(self, call_params: dict[str, Any], stop: list[str] | None) -> dict[str, Any]:
         standard: dict[str, Any] = {k: getattr(self, k) for k in _STANDARD}
-        extra = dict(self.model_kwargs)
-        for key in list(call_params):
-            if key in _STANDARD:
-                standard[key] = call_params.pop(key)
-        extra.update(call_params)
+        extra = {**self.model_kwargs, **(call_params.get("model_kwargs") or {})}
+        for key in _STANDARD:
+            if key in call_params:
+                standard[key] = call_params[key]
         standard["stop"] = stop or None
         return self._handler.build_parameters(standard, extra)
 

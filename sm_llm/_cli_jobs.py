@@ -97,12 +97,13 @@ def _submit(args: argparse.Namespace) -> int:
         request_ttl_seconds=args.request_ttl,
         invocation_timeout_seconds=args.invocation_timeout,
     )
-    kwargs: dict[str, Any] = {}
+    body_params: dict[str, Any] = {}
     for item in args.param:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigurationError(f"--param expects KEY=VALUE, got {item!r}")
-        kwargs[key] = _param(value)
+        body_params[key] = _param(value)
+    kwargs: dict[str, Any] = {"model_kwargs": body_params} if body_params else {}
     for key, value in (
         ("max_tokens", args.max_tokens),
         ("temperature", args.temperature),

@@ -31,6 +31,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from sm_llm._names import did_you_mean
 from sm_llm.errors import ConfigurationError
 
 __all__ = ["config_fields", "config_schema", "load_config", "masked", "to_config"]
@@ -177,8 +178,7 @@ def _build(
     for key, value in fields.items():
         name = aliases.get(key, key)
         if name not in allowed:
-            close = [k for k in allowed if k.split("_")[0] == str(key).split("_")[0]]
-            hint = f" (did you mean {', '.join(close[:3])}?)" if close else ""
+            hint = did_you_mean(str(key), [*allowed, *aliases])
             problems.add((*path, key), f"unknown field for kind {kind}{hint}")
             continue
         literal = isinstance(raw.get(key), str) and "${" not in raw[key]

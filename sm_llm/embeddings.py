@@ -75,6 +75,14 @@ class SageMakerEmbeddings(SageMakerBase, Embeddings):
     def model_post_init(self, context: Any, /) -> None:
         """Resolve and check the handler (as the base does), and that it takes a batch."""
         super().model_post_init(context)
+        from sm_llm._lc_aws import LangChainAwsHandler
+
+        if isinstance(self.handler, LangChainAwsHandler):
+            raise ConfigurationError(
+                f"content handler {self.handler.name!r}: langchain-aws handler objects work with "
+                "SageMakerLLM and ChatSageMaker; for embeddings use a preset (tei, "
+                "openai-embeddings, jumpstart-embeddings) or a YAML handler"
+            )
         if self.handler.input != "messages":
             raise ConfigurationError(
                 f"content handler {self.handler.name!r} takes a prompt, not a batch of texts: "

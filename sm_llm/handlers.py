@@ -239,12 +239,17 @@ class ContentHandler(BaseModel):
         return handler
 
     @classmethod
-    def resolve(cls, value: str | Path | dict[str, Any] | ContentHandler) -> ContentHandler:
-        """A handler from what a user may write: preset name, YAML path, mapping or handler."""
+    def resolve(cls, value: str | Path | dict[str, Any] | ContentHandler | Any) -> ContentHandler:
+        """A handler from what a user may write: preset name, YAML path, mapping, handler,
+        or a langchain-aws handler object (``transform_input`` / ``transform_output``)."""
         if isinstance(value, ContentHandler):
             return value
         if isinstance(value, dict):
             return cls.from_dict(value)
+        if not isinstance(value, (str, Path)):
+            from sm_llm._lc_aws import LangChainAwsHandler
+
+            return LangChainAwsHandler.wrap(value)  # refuses, naming what is missing, if not one
         text = str(value)
         if isinstance(value, Path) or text.endswith((".yaml", ".yml")) or "/" in text:
             return cls.from_file(text)

@@ -19,6 +19,7 @@ EXPECT = {
     "chatbot_backend.py": "history of alice: 4 messages",
     "async_job.py": "invoke: Echo: a prompt that takes an hour on a real endpoint",
     "rag.py": "retrieved: Asynchronous inference queues requests",
+    "from_langchain_aws.py": "stream: Echo:| Streaming| needs| no| handler| code",
 }
 
 
@@ -30,3 +31,12 @@ def test_example_runs(name: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert EXPECT[name] in result.stdout
+
+
+def test_readme_shows_the_langchain_aws_example_it_runs() -> None:
+    """README "Coming from langchain-aws": its "after" block is the code the example runs."""
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Coming from langchain-aws", 1)[1].split("\n## ", 1)[0]
+    after = section.split("```python\n")[2].split("```", 1)[0]
+    example = (EXAMPLES / "from_langchain_aws.py").read_text(encoding="utf-8")
+    assert after.strip() == example.split("# --- after\n")[1].strip()
