@@ -285,6 +285,30 @@ def _tool_results(messages: Sequence[Mapping[str, Any]]) -> str | None:
     return "Tool result: " + "; ".join(results)
 
 
+_KEY = r"(?!(?:the|a|an|and)\b)[A-Za-z_]\w*"
+_KEY_LIST = rf"{_KEY}(?:\s*,\s*(?:and\s+)?{_KEY}|\s+and\s+{_KEY})*"
+_KEY_WORD = r"(?:keys?|fields?|propert(?:y|ies))"
+_QUOTED_KEYS = re.compile(rf"'({_KEY})'|\"({_KEY})\"|`({_KEY})`")
+_KEYS_BEFORE = re.compile(
+    rf"\bwith\s+(?:(?:the|a|an)\s+)?({_KEY_LIST})\s+{_KEY_WORD}\b", re.IGNORECASE
+)
+_KEYS_AFTER = re.compile(
+    rf"\b{_KEY_WORD}\s*(?::|named|called)?\s+({_KEY_LIST})(?=\s*(?:[.;!?)]|$))", re.IGNORECASE
+)
+
+
+def _asked_keys(prompt: str) -> list[str]:
+    """The keys a JSON-mode prompt asks for: quoted (``'setup'``, ``"setup"``, ```setup```),
+    else listed plainly (``with setup and punchline keys``, ``keys: setup, punchline``)."""
+    quoted = [next(g for g in groups if g) for groups in _QUOTED_KEYS.findall(prompt)]
+    if quoted:
+        return list(dict.fromkeys(quoted))
+    match = _KEYS_BEFORE.search(prompt) or _KEYS_AFTER.search(prompt)
+    if match is None:
+        return []
+    return list(dict.fromkeys(re.split(r"\s*,\s*(?:and\s+)?|\s+and\s+", match.group(1))))
+
+
 def _formatted_text(payload: Mapping[str, Any], prompt: str) -> str | None:
     """The JSON text a ``response_format`` asks for (None: plain echo)."""
     fmt = payload.get("response_format")
@@ -305,12 +329,9 @@ def _formatted_text(payload: Mapping[str, Any], prompt: str) -> str | None:
     else:
         raise ChatValidationError(f"unsupported response_format type {kind!r}")
     if schema is None:
-        # JSON mode without a schema: use the keys the prompt asks for ('setup' and 'punchline').
-        keys = re.findall(r"'([A-Za-z_][\w]*)'|\"([A-Za-z_][\w]*)\"", prompt)
-        named = [a or b for a, b in keys]
-        if named:
-            return _json_text({key: prompt for key in dict.fromkeys(named)})
-        return _json_text({"echo": prompt})
+        # JSON mode without a schema: use the keys the prompt asks for.
+        keys = _asked_keys(prompt) or ["echo"]
+        return _json_text({key: prompt for key in keys})
     if not isinstance(schema, Mapping):
         raise ChatValidationError("the response_format schema must be an object")
     return _json_text(schema_instance(schema, prompt))

@@ -416,6 +416,23 @@ def test_json_mode_uses_keys_named_in_the_prompt() -> None:
     assert set(json.loads(body["choices"][0]["message"]["content"])) == {"setup", "punchline"}
 
 
+@pytest.mark.parametrize(
+    ("text", "keys"),
+    [
+        # LangChain's own json_mode example names the keys in backticks.
+        ("Tell me a joke about cats, respond in JSON with `setup` and `punchline` keys", ["setup", "punchline"]),
+        ("Answer in JSON with keys setup and punchline.", ["setup", "punchline"]),
+        ("Reply as JSON with the fields name, age and city", ["name", "age", "city"]),
+        ("A JSON object with title, year keys please", ["title", "year"]),
+        ("keys: a_b, c", ["a_b", "c"]),
+        ("Give JSON with the name key", ["name"]),
+    ],
+)
+def test_json_mode_reads_keys_in_backticks_or_listed_plainly(text: str, keys: list[str]) -> None:
+    body = reply({"messages": user(text), "response_format": {"type": "json_object"}})
+    assert list(json.loads(body["choices"][0]["message"]["content"])) == keys
+
+
 def test_json_schema_and_json_object_content() -> None:
     fmt = {
         "type": "json_schema",
