@@ -284,7 +284,7 @@ class ContentHandler(BaseModel):
                     for _, expression in value:
                         if expression is not None:
                             compile_expression(expression)
-                elif key not in ("format", "whole_reply") and value is not None:  # pragma: no cover
+                elif key not in ("format", "whole_reply") and value is not None:  # pragma: no cover - schema forbids
                     raise ConfigurationError(f"unexpected value for {key}")
 
     # -- requests -----------------------------------------------------------------
