@@ -253,15 +253,15 @@ def _render(args: argparse.Namespace) -> int:
 def _handlers() -> int:
     from sm_llm.handlers import ContentHandler, list_presets
 
-    rows = []
+    rows = [("preset", "input", "stream", "description")]
     for name in list_presets():
         handler = ContentHandler.from_preset(name)
-        stream = handler.stream.format if handler.stream else "-"
+        spec = handler.stream
+        stream = "-" if spec is None else "whole reply" if spec.whole_reply else spec.format
         rows.append((name, handler.input, stream, handler.description))
-    width = max(len(r[0]) for r in rows)
-    print(f"{'preset':<{width}}  input     stream  description")
-    for name, kind, stream, description in rows:
-        print(f"{name:<{width}}  {kind:<8}  {stream:<6}  {description}")
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for *cells, description in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)), description, sep="  ")
     return 0
 
 

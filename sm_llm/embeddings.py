@@ -7,8 +7,9 @@ at a time, through the same client, retries, routing and typed errors as
 Content handlers for embeddings follow one convention (the ``tei``,
 ``openai-embeddings`` and ``jumpstart-embeddings`` presets, and your own YAML):
 
-* ``input: messages`` — the request template receives a batch as ``messages``,
-  one ``{"role": "user", "content": text}`` per text, in order;
+* ``input: texts`` — the request template receives a batch as ``messages``,
+  one ``{"role": "user", "content": text}`` per text, in order (``input: messages``,
+  the earlier spelling, is accepted too);
 * ``parameters`` are ``model_kwargs`` (after ``default_parameters``);
 * ``response.text`` is the JMESPath that selects the vectors: an array holding one
   array of numbers per input text, in input order. It is evaluated here on the
@@ -83,10 +84,10 @@ class SageMakerEmbeddings(SageMakerBase, Embeddings):
                 "SageMakerLLM and ChatSageMaker; for embeddings use a preset (tei, "
                 "openai-embeddings, jumpstart-embeddings) or a YAML handler"
             )
-        if self.handler.input != "messages":
+        if self.handler.input not in ("texts", "messages"):
             raise ConfigurationError(
                 f"content handler {self.handler.name!r} takes a prompt, not a batch of texts: "
-                "embedding handlers declare input: messages (presets: tei, openai-embeddings, "
+                "embedding handlers declare input: texts (presets: tei, openai-embeddings, "
                 "jumpstart-embeddings)"
             )
         self._vectors_getter  # noqa: B018 - compiles the expression now

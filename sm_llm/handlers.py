@@ -86,6 +86,10 @@ class StreamSpec(_Spec):
     """How a streamed reply is framed and where things are in each record."""
 
     format: StreamFormat
+    whole_reply: bool = Field(
+        default=False,
+        description="the container does not stream: the streaming route relays its whole reply as one record",
+    )
     text: str | None = None
     skip: str | None = Field(
         default=None, description="JMESPath; a truthy result drops the record's text (special tokens)"
@@ -187,8 +191,12 @@ class ContentHandler(BaseModel):
     description: str = ""
     content_type: str = "application/json"
     accept: str = "application/json"
-    input: Literal["prompt", "messages"] = Field(
-        default="prompt", description="whether the container takes a prompt string or chat messages"
+    input: Literal["prompt", "messages", "texts"] = Field(
+        default="prompt",
+        description=(
+            "what the container takes: a prompt string, chat messages, or a batch of texts "
+            "(embeddings; the template receives them as `messages`, one user message per text)"
+        ),
     )
     request_template: str
     parameters: dict[str, str | None] = Field(
@@ -281,7 +289,7 @@ class ContentHandler(BaseModel):
                     for _, expression in value:
                         if expression is not None:
                             compile_expression(expression)
-                elif key != "format" and value is not None:  # pragma: no cover - schema forbids
+                elif key not in ("format", "whole_reply") and value is not None:  # pragma: no cover - schema forbids
                     raise ConfigurationError(f"unexpected value for {key}")
 
     # -- requests -----------------------------------------------------------------
