@@ -12,7 +12,7 @@ import sys
 from collections import defaultdict
 
 from _endpoint import endpoint
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from sm_llm import ChatSageMaker
 from sm_llm.errors import SageMakerError
@@ -49,9 +49,7 @@ class ChatServer:
         turns = self.history[conversation]
         stream = aiter(self.chat.astream([SYSTEM, *turns[-self.max_turns :], HumanMessage(text)]))
         try:  # the first chunk before the status line: a failed call is a 502, not a 200 cut short
-            first = await anext(stream)
-        except StopAsyncIteration:
-            first = AIMessageChunk("")
+            first = await anext(stream, None)
         except SageMakerError as exc:
             message = f"{type(exc).__name__}: {exc}".encode()
             writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -59,7 +57,7 @@ class ChatServer:
             return
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n")
         answer: list[str] = []
-        self._send(str(first.content), answer, writer)
+        self._send(str(first.content) if first is not None else "", answer, writer)
         try:
             async for chunk in stream:
                 self._send(str(chunk.content), answer, writer)

@@ -97,6 +97,20 @@ def test_loopback_keeps_configured_region_and_credentials(
     assert resolve_settings(explicit).aws_access_key_id == "a"
 
 
+def test_loopback_keeps_profile_credentials(clean_aws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (clean_aws / "credentials").write_text("[dev]\naws_access_key_id = AKIDDEV\naws_secret_access_key = s\n")
+    resolved = resolve_settings(ClientSettings(endpoint_url="http://127.0.0.1:1", profile_name="dev"))
+    assert resolved.aws_access_key_id is None and resolved.region_name == "us-east-1"
+
+    # botocore ignores the environment's keys when a profile is named: a profile without
+    # keys gets the dummy ones even then
+    (clean_aws / "config").write_text("[profile bare]\nregion = eu-north-1\n")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    bare = resolve_settings(ClientSettings(endpoint_url="http://127.0.0.1:1", profile_name="bare"))
+    assert (bare.aws_access_key_id, bare.region_name) == ("local", "eu-north-1")
+
+
 def test_remote_endpoint_gets_no_dummy_credentials(clean_aws: Path) -> None:
     resolved = resolve_settings(ClientSettings(endpoint_url="https://runtime.example.com"))
     assert resolved.region_name is None and resolved.aws_access_key_id is None
