@@ -1,6 +1,7 @@
 """A chatbot backend on asyncio: per-conversation history, replies streamed as they arrive.
 
     POST /chat/<conversation-id>   body: the user's message   →   chunked text/plain stream
+                                   (502 with the error when the model call fails)
 
 Standard library only (asyncio streams); in production put ChatSageMaker behind
 FastAPI/Starlette the same way. Run as a script it starts the server, holds a
