@@ -21,6 +21,8 @@ from sm_llm._transport import (
     InvokeResult,
     StreamResult,
     map_error,
+    no_region_error,
+    resolve_settings,
     response_metadata,
 )
 
@@ -52,6 +54,7 @@ async def _create(settings: ClientSettings) -> Any:
     )
     if settings.config is not None:
         config = config.merge(settings.config)
+    settings = await asyncio.to_thread(resolve_settings, settings)  # reads ~/.aws
     try:
         session = get_session()
         if settings.profile_name:
@@ -67,10 +70,7 @@ async def _create(settings: ClientSettings) -> Any:
         )
         return await context.__aenter__()
     except NoRegionError as exc:
-        raise e.ConfigurationError(
-            "no AWS region is configured", field="region_name",
-            advice="pass region_name='us-east-1' (or set AWS_REGION)",
-        ) from exc
+        raise no_region_error() from exc
     except ProfileNotFound as exc:
         raise e.ConfigurationError(f"AWS profile {settings.profile_name!r} was not found") from exc
     except (BotoCoreError, ValueError) as exc:
