@@ -33,6 +33,7 @@ from sm_llm._assembly import (
     with_partial,
 )
 from sm_llm._async_config import AsyncInferenceConfig
+from sm_llm._calllog import log_call
 from sm_llm._retry import RetryPolicy, RetryState
 from sm_llm._routing import (
     ASYNC,
@@ -398,9 +399,13 @@ class SageMakerBase(BaseModel):
 
     # -- attempts -------------------------------------------------------------------
 
-    def _retrying(self, attempt: Callable[[], T]) -> tuple[T, RetryState]:
+    def _retry_state(self) -> RetryState:
+        """A fresh retry state for one logical request (policy and overall ``timeout``)."""
+        return RetryPolicy(max_retries=self.max_retries, timeout=self.timeout).start()
+
+    def _retrying(self, attempt: Callable[[], T], state: RetryState | None = None) -> tuple[T, RetryState]:
         """Run ``attempt`` under the retry policy and the overall ``timeout``."""
-        state = RetryPolicy(max_retries=self.max_retries, timeout=self.timeout).start()
+        state = state or self._retry_state()
         while True:
             try:
                 remaining = state.remaining()
@@ -415,9 +420,11 @@ class SageMakerBase(BaseModel):
                     raise
                 time.sleep(delay)
 
-    async def _aretrying(self, attempt: Callable[[], Awaitable[T]]) -> tuple[T, RetryState]:
+    async def _aretrying(
+        self, attempt: Callable[[], Awaitable[T]], state: RetryState | None = None
+    ) -> tuple[T, RetryState]:
         """Async :meth:`_retrying`: every attempt is cancelled at the deadline."""
-        state = RetryPolicy(max_retries=self.max_retries, timeout=self.timeout).start()
+        state = state or self._retry_state()
         while True:
             try:
                 remaining = state.remaining()
@@ -437,7 +444,16 @@ class SageMakerBase(BaseModel):
     def _call(self, request: PreparedRequest) -> tuple[ParsedOutput, dict[str, Any]]:
         """One logical ``InvokeEndpoint`` (retried per policy): parsed output and metadata."""
         client = self._get_client()
-        result, state = self._retrying(lambda: _transport.invoke(client, request.params))
+        state = self._retry_state()
+        try:
+            # Each attempt reads its body within the time left of the overall timeout.
+            result, _ = self._retrying(
+                lambda: _transport.invoke(client, request.params, state.remaining()), state
+            )
+        except SageMakerError as exc:
+            log_call("InvokeEndpoint", request.params, state, error=exc)
+            raise
+        log_call("InvokeEndpoint", request.params, state, status=result.status)
         return request.handler.parse_response(result.body), _with_attempts(result.metadata, state, request)
 
     async def _acall(self, request: PreparedRequest) -> tuple[ParsedOutput, dict[str, Any]]:
@@ -445,7 +461,13 @@ class SageMakerBase(BaseModel):
         if not self._native_async():
             return await self._in_thread(self._call, request)
         client = await self._aclients.get(self._settings())
-        result, state = await self._aretrying(lambda: _aio.ainvoke(client, request.params))
+        state = self._retry_state()
+        try:
+            result, _ = await self._aretrying(lambda: _aio.ainvoke(client, request.params), state)
+        except SageMakerError as exc:
+            log_call("InvokeEndpoint", request.params, state, error=exc)
+            raise
+        log_call("InvokeEndpoint", request.params, state, status=result.status)
         return request.handler.parse_response(result.body), _with_attempts(result.metadata, state, request)
 
     def _stream_records(
@@ -453,8 +475,15 @@ class SageMakerBase(BaseModel):
     ) -> Generator[StreamDelta, None, None]:
         """Deltas of one streamed call; the HTTP stream is closed however iteration ends."""
         client = self._get_client()
-        # Only opening the stream is retried: nothing is retried once bytes have flowed.
-        result, state = self._retrying(lambda: _transport.invoke_stream(client, request.params))
+        state = self._retry_state()
+        outcome = _StreamOutcome(request.params, state)
+        try:
+            # Only opening the stream is retried: nothing is retried once bytes have flowed.
+            result, _ = self._retrying(lambda: _transport.invoke_stream(client, request.params), state)
+        except SageMakerError as exc:
+            outcome.failed(exc)
+            raise
+        outcome.status = result.status
         assembler.metadata = _with_attempts(result.metadata, state, request)
         decoder, parse = stream_parser(request)
         try:
@@ -464,9 +493,10 @@ class SageMakerBase(BaseModel):
                     return
             yield from map(parse, decoder.close())
         except SageMakerError as exc:
-            raise with_partial(exc, assembler) from exc.__cause__ or exc
+            raise outcome.failed(with_partial(exc, assembler)) from exc.__cause__ or exc
         finally:
             result.close()
+            outcome.log()
 
     # -- stream drivers: the one loop both adapters stream through ----------------------
 
@@ -523,17 +553,24 @@ class SageMakerBase(BaseModel):
     ) -> AsyncGenerator[StreamDelta, None]:
         """Async twin of :meth:`_stream_records`: aiobotocore, or worker threads without it."""
         parts: AsyncIterator[bytes]
-        if self._native_async():
-            client = await self._aclients.get(self._settings())
-            result: Any
-            result, state = await self._aretrying(lambda: _aio.ainvoke_stream(client, request.params))
-            parts = result.parts
-        else:
-            client = await self._in_thread(self._get_client)
-            result, state = await self._in_thread(
-                self._retrying, lambda: _transport.invoke_stream(client, request.params)
-            )
-            parts = self._threaded_parts(result)
+        state = self._retry_state()
+        outcome = _StreamOutcome(request.params, state)
+        try:
+            if self._native_async():
+                client = await self._aclients.get(self._settings())
+                result: Any
+                result, _ = await self._aretrying(lambda: _aio.ainvoke_stream(client, request.params), state)
+                parts = result.parts
+            else:
+                client = await self._in_thread(self._get_client)
+                result, _ = await self._in_thread(
+                    self._retrying, lambda: _transport.invoke_stream(client, request.params), state
+                )
+                parts = self._threaded_parts(result)
+        except SageMakerError as exc:
+            outcome.failed(exc)
+            raise
+        outcome.status = result.status
         assembler.metadata = _with_attempts(result.metadata, state, request)
         decoder, parse = stream_parser(request)
         try:
@@ -545,9 +582,10 @@ class SageMakerBase(BaseModel):
             for record in decoder.close():
                 yield parse(record)
         except SageMakerError as exc:
-            raise with_partial(exc, assembler) from exc.__cause__ or exc
+            raise outcome.failed(with_partial(exc, assembler)) from exc.__cause__ or exc
         finally:
             result.close()
+            outcome.log()
 
     async def _threaded_parts(self, result: _transport.StreamResult) -> AsyncIterator[bytes]:
         """PayloadPart bytes of a sync stream, each read in a worker thread."""
@@ -592,6 +630,28 @@ def _bounded(attempt: Callable[[], T], seconds: float, state: RetryState) -> T:
     if ok:
         return value  # type: ignore[no-any-return]
     raise value
+
+
+class _StreamOutcome:
+    """How one streamed call ended, logged once (:func:`log_call`) when it is over."""
+
+    _OPERATION = "InvokeEndpointWithResponseStream"
+
+    def __init__(self, params: dict[str, Any], state: RetryState) -> None:
+        self.params, self.state = params, state
+        self.status: int | None = None
+        self.error: BaseException | None = None
+
+    def failed(self, error: SageMakerError) -> SageMakerError:
+        """Record ``error``; log it now if the stream never opened. Returns it."""
+        self.error = error
+        if self.status is None:
+            self.log()
+        return error
+
+    def log(self) -> None:
+        """Log the call: ``ok`` (also when the reader stopped early) or the error."""
+        log_call(self._OPERATION, self.params, self.state, status=self.status, error=self.error)
 
 
 def _with_attempts(metadata: dict[str, Any], state: RetryState, request: PreparedRequest) -> dict[str, Any]:

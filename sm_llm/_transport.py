@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ __all__ = [
     "StreamResult",
     "check_http_url",
     "create_client",
+    "http_status",
     "invoke",
     "invoke_stream",
     "map_error",
@@ -120,6 +122,8 @@ class InvokeResult:
 
     body: bytes
     metadata: dict[str, Any]
+    status: int | None = None
+    """The HTTP status of the reply."""
 
 
 @dataclass(slots=True)
@@ -130,6 +134,8 @@ class StreamResult:
     parts: Any
     metadata: dict[str, Any]
     _stream: Any
+    status: int | None = None
+    """The HTTP status of the reply."""
 
     def close(self) -> None:
         """Close the HTTP response (and its connection when unread data remains)."""
@@ -156,14 +162,72 @@ def response_metadata(response: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def invoke(client: Any, params: dict[str, Any]) -> InvokeResult:
-    """``InvokeEndpoint``: the whole body read, errors mapped."""
+def http_status(response: dict[str, Any]) -> int | None:
+    """The reply's HTTP status code."""
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status if isinstance(status, int) else None
+
+
+def invoke(client: Any, params: dict[str, Any], timeout: float | None = None) -> InvokeResult:
+    """``InvokeEndpoint``: the whole body read, errors mapped.
+
+    ``timeout``: seconds left for the call; the body must arrive within them, however
+    slowly it trickles in (botocore's read timeout bounds each socket read, not the body).
+    """
+    started = time.monotonic()
     try:
         response = client.invoke_endpoint(**params)
-        body = response["Body"].read()
+        body = _read_body(response["Body"], None if timeout is None else started + timeout)
+    except e.RequestTimeoutError as exc:
+        raise e.RequestTimeoutError(f"InvokeEndpoint on endpoint {params.get('EndpointName')!r}: {exc}") from exc
     except Exception as exc:
         raise map_error(exc, "InvokeEndpoint", params.get("EndpointName")) from exc
-    return InvokeResult(body=body, metadata=response_metadata(response))
+    return InvokeResult(body=body, metadata=response_metadata(response), status=http_status(response))
+
+
+_READ_CHUNK = 65_536
+
+
+def _socket(raw: Any) -> Any:
+    """The socket under urllib3's response, found the way botocore's
+    ``StreamingBody.set_socket_timeout`` finds it (``None`` once the body is read)."""
+    fp = getattr(getattr(raw, "_fp", None), "fp", None)
+    return getattr(getattr(fp, "raw", None), "_sock", None)
+
+
+def _read_body(body: Any, deadline: float | None) -> bytes:
+    """A ``StreamingBody`` read whole, by the ``deadline`` (``time.monotonic()``) if given.
+
+    Each read takes what has arrived (``read1``) and may wait only the time left: the
+    socket's timeout is set to it before every read. No thread is involved.
+    """
+    raw: Any = getattr(body, "_raw_stream", None)  # urllib3's response, as botocore reads it
+    if deadline is None or not hasattr(raw, "read1"):
+        return bytes(body.read())
+    from urllib3.exceptions import ReadTimeoutError
+
+    chunks: list[bytes] = []
+    sock = _socket(raw)
+    usual = sock.gettimeout() if sock is not None else None
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            if sock is not None:
+                sock.settimeout(left)
+            chunk = raw.read1(_READ_CHUNK)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    except (ReadTimeoutError, TimeoutError):
+        pass
+    finally:
+        if sock is not None:  # the connection may go back to the pool: its usual read timeout
+            with contextlib.suppress(OSError):
+                sock.settimeout(usual)
+    body.close()  # unread data remains: the connection is dropped, not reused
+    received = sum(map(len, chunks))
+    raise e.RequestTimeoutError(
+        f"the reply body did not arrive within the timeout ({received} bytes received)"
+    )
 
 
 def invoke_stream(client: Any, params: dict[str, Any]) -> StreamResult:
@@ -185,7 +249,9 @@ def invoke_stream(client: Any, params: dict[str, Any]) -> StreamResult:
         except Exception as exc:
             raise map_error(exc, operation, endpoint, in_stream=True) from exc
 
-    return StreamResult(parts=parts(), metadata=response_metadata(response), _stream=stream)
+    return StreamResult(
+        parts=parts(), metadata=response_metadata(response), _stream=stream, status=http_status(response)
+    )
 
 
 _NOT_FOUND = re.compile(r"Endpoint .+ not found", re.IGNORECASE)

@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -113,6 +114,30 @@ def test_sync_timeout(make_llm: Any, ep: Any, fault: Any) -> None:
         llm.invoke("x")
     assert time.monotonic() - started < 1.5
     assert isinstance(info.value.__cause__, Exception)
+
+
+@pytest.mark.parametrize("kind", ["llm", "embeddings"])
+def test_sync_timeout_bounds_a_body_that_trickles_in(make_llm: Any, ep: Any, fault: Any, kind: str) -> None:
+    # One byte every 0.2 s: each socket read succeeds, so only an overall deadline stops it
+    # (unbounded, the ~100-byte reply takes ~20 s).
+    from sm_llm import SageMakerEmbeddings
+
+    adapter: Any = (
+        make_llm("tgi", timeout=1.0) if kind == "llm"
+        else SageMakerEmbeddings(endpoint_name="tei", endpoint_url=ep.url, region_name="us-east-1",
+                                 max_retries=0, timeout=1.0)
+    )
+    call = (lambda: adapter.invoke("x")) if kind == "llm" else (lambda: adapter.embed_query("x"))
+    call()  # a pooled connection, whose read timeout must come back intact
+    ep.faults = fault(body_byte_delay_ms=200)
+    threads = threading.active_count()
+    started = time.monotonic()
+    with pytest.raises(e.RequestTimeoutError, match="did not arrive within the timeout"):
+        call()
+    assert time.monotonic() - started < 1.5
+    assert threading.active_count() == threads  # bounded in the calling thread: none left behind
+    ep.faults = fault()
+    call()  # the adapter still works
 
 
 def test_retries_are_reported(make_llm: Any, ep: Any, fault: Any) -> None:

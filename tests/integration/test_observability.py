@@ -1,0 +1,73 @@
+"""What a user sees of a call besides its output: DEBUG log lines and callback parameters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+
+from sm_llm import errors as e
+
+PROMPT = "a private prompt 7f3c"
+
+
+def _lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "sm_llm"]
+
+
+@pytest.mark.parametrize("operation", ["invoke", "ainvoke", "stream", "astream"])
+def test_one_debug_line_per_successful_call(
+    make_llm: Any, operation: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="sm_llm")
+    llm = make_llm("variants", target_variant="blue", custom_attributes="k=v-9a1")
+    if operation == "invoke":
+        llm.invoke(PROMPT)
+    elif operation == "ainvoke":
+        asyncio.run(llm.ainvoke(PROMPT))
+    elif operation == "stream":
+        list(llm.stream(PROMPT))
+    else:
+        async def drain() -> None:
+            async for _ in llm.astream(PROMPT):
+                pass
+
+        asyncio.run(drain())
+    lines = _lines(caplog)
+    assert len(lines) == 1, lines
+    name = "InvokeEndpointWithResponseStream" if "stream" in operation else "InvokeEndpoint"
+    assert lines[0].startswith(f"{name} endpoint=variants TargetVariant=blue status=200 outcome=ok attempts=1 ms=")
+    assert "inference_id=" in lines[0]
+    assert "7f3c" not in caplog.text and "9a1" not in caplog.text  # no bodies, no custom attributes
+
+
+@pytest.mark.parametrize("operation", ["invoke", "ainvoke", "stream"])
+def test_one_debug_line_for_a_non_retryable_error(
+    make_llm: Any, ep: Any, fault: Any, operation: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="sm_llm")
+    ep.faults = fault(fail_next=["ModelError"])
+    llm = make_llm("tgi", max_retries=2)
+    with pytest.raises(e.ModelError):
+        if operation == "invoke":
+            llm.invoke(PROMPT)
+        elif operation == "ainvoke":
+            asyncio.run(llm.ainvoke(PROMPT))
+        else:
+            list(llm.stream(PROMPT))
+    lines = _lines(caplog)
+    assert len(lines) == 1, lines
+    assert " endpoint=tgi status=424 outcome=ModelError attempts=1 ms=" in lines[0]
+
+
+def test_retries_then_success_log_the_retry_and_one_call_line(
+    make_llm: Any, ep: Any, fault: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="sm_llm")
+    ep.faults = fault(fail_next=["ThrottlingException"])
+    make_llm("tgi", max_retries=2).invoke(PROMPT)
+    lines = _lines(caplog)
+    assert len(lines) == 2 and lines[0].startswith("retrying after ThrottlingError")
+    assert "status=200 outcome=ok attempts=2" in lines[1]
