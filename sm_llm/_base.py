@@ -299,6 +299,24 @@ class SageMakerBase(BaseModel):
             or self.inference_component_name or self.target_model or self.endpoint_name
         )
 
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        """What identifies this model's replies — callbacks' ``invocation_params``, tracing and
+        cache keys: endpoint, handler, model, routing and generation parameters (never
+        credentials, custom attributes or session ids)."""
+        params: dict[str, Any] = {
+            "endpoint_name": self.endpoint_name,
+            "content_handler": self._handler.name,
+            "model_name": self._model_name(),
+            "target_model": self.target_model,
+            "inference_component_name": self.inference_component_name,
+            "model_kwargs": self.model_kwargs,
+            "streaming": self.streaming,
+        }
+        optional = ("target_variant", "target_container_hostname", *_STANDARD)
+        params.update({name: value for name in optional if (value := getattr(self, name)) is not None})
+        return params
+
     def _ls_params(
         self, model_type: Literal["llm", "chat"], stop: list[str] | None, kwargs: Mapping[str, Any]
     ) -> LangSmithParams:

@@ -96,6 +96,13 @@ class ChatSageMaker(SageMakerBase, BaseChatModel):
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         return self._ls_params("chat", stop, kwargs)
 
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        params = super()._identifying_params
+        if self._template is not None:
+            params["chat_template"] = self._template.name
+        return params
+
     # -- requests -----------------------------------------------------------------
 
     def _prepare_input(

@@ -43,16 +43,6 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
     def _llm_type(self) -> str:
         return "amazon_sagemaker"
 
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {
-            "endpoint_name": self.endpoint_name,
-            "content_handler": self.handler.name,
-            "target_model": self.target_model,
-            "inference_component_name": self.inference_component_name,
-            "model_kwargs": self.model_kwargs,
-        }
-
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         return self._ls_params("llm", stop, kwargs)
 
