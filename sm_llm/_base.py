@@ -526,44 +526,76 @@ class SageMakerBase(BaseModel):
         """The final chunk: held-back text plus finish reason, usage and reply metadata."""
         raise NotImplementedError
 
+    def _final_chunk(
+        self, request: PreparedRequest, assembler: StreamAssembler, held: tuple[str, Any] | None
+    ) -> tuple[str, Any]:
+        """The held-back chunk merged with the stream's end (held-back stop text, finish
+        reason, usage, metadata): no empty chunk trails a stream. Only an empty reply
+        streams as one empty chunk, so its metadata still arrives."""
+        tail = assembler.finish()
+        last = self._last_chunk(request, assembler, tail)
+        return (tail, last) if held is None else (held[0] + tail, held[1] + last)
+
     def _stream_chunks(self, request: PreparedRequest, run_manager: Any) -> Iterator[Any]:
-        """Chunks of one streamed call; the stream is closed at a stop sequence or early exit."""
+        """Chunks of one streamed call; the stream is closed at a stop sequence or early exit.
+
+        Each chunk is yielded when the next one is ready (or the stream ends), so the last
+        one can carry the finish reason and usage instead of an empty chunk after it.
+        """
         assembler = StreamAssembler(request.stop)
         records = self._stream_records(request, assembler)
+        held: tuple[str, Any] | None = None
         try:
             for delta in records:
                 piece = assembler.add(delta)
                 if (item := self._chunk(piece, delta)) is not None:
-                    if run_manager:
-                        run_manager.on_llm_new_token(piece, chunk=item)
-                    yield item
+                    if held is not None:
+                        if run_manager:
+                            run_manager.on_llm_new_token(held[0], chunk=held[1])
+                        yield held[1]
+                    held = (piece, item)
                 if assembler.stopped:
                     break
+        except SageMakerError:
+            if held is not None:  # what StreamError.partial_text says was yielded
+                if run_manager:
+                    run_manager.on_llm_new_token(held[0], chunk=held[1])
+                yield held[1]
+            raise
         finally:
             records.close()
-        last = self._last_chunk(request, assembler, tail := assembler.finish())
-        if tail and run_manager:
-            run_manager.on_llm_new_token(tail, chunk=last)
+        token, last = self._final_chunk(request, assembler, held)
+        if run_manager:
+            run_manager.on_llm_new_token(token, chunk=last)
         yield last
 
     async def _astream_chunks(self, request: PreparedRequest, run_manager: Any) -> AsyncIterator[Any]:
         """Async twin of :meth:`_stream_chunks` (same assembly, async I/O and callbacks)."""
         assembler = StreamAssembler(request.stop)
         records = self._astream_records(request, assembler)
+        held: tuple[str, Any] | None = None
         try:
             async for delta in records:
                 piece = assembler.add(delta)
                 if (item := self._chunk(piece, delta)) is not None:
-                    if run_manager:
-                        await run_manager.on_llm_new_token(piece, chunk=item)
-                    yield item
+                    if held is not None:
+                        if run_manager:
+                            await run_manager.on_llm_new_token(held[0], chunk=held[1])
+                        yield held[1]
+                    held = (piece, item)
                 if assembler.stopped:
                     break
+        except SageMakerError:
+            if held is not None:
+                if run_manager:
+                    await run_manager.on_llm_new_token(held[0], chunk=held[1])
+                yield held[1]
+            raise
         finally:
             await records.aclose()
-        last = self._last_chunk(request, assembler, tail := assembler.finish())
-        if tail and run_manager:
-            await run_manager.on_llm_new_token(tail, chunk=last)
+        token, last = self._final_chunk(request, assembler, held)
+        if run_manager:
+            await run_manager.on_llm_new_token(token, chunk=last)
         yield last
 
     async def _astream_records(
