@@ -116,26 +116,31 @@ def test_sync_timeout(make_llm: Any, ep: Any, fault: Any) -> None:
     assert isinstance(info.value.__cause__, Exception)
 
 
-@pytest.mark.parametrize("kind", ["llm", "embeddings"])
+@pytest.mark.parametrize("kind", ["llm", "embeddings", "llm-ainvoke"])
 def test_sync_timeout_bounds_a_body_that_trickles_in(make_llm: Any, ep: Any, fault: Any, kind: str) -> None:
     # One byte every 0.2 s: each socket read succeeds, so only an overall deadline stops it
     # (unbounded, the ~100-byte reply takes ~20 s).
     from sm_llm import SageMakerEmbeddings
 
     adapter: Any = (
-        make_llm("tgi", timeout=1.0) if kind == "llm"
-        else SageMakerEmbeddings(endpoint_name="tei", endpoint_url=ep.url, region_name="us-east-1",
-                                 max_retries=0, timeout=1.0)
+        SageMakerEmbeddings(endpoint_name="tei", endpoint_url=ep.url, region_name="us-east-1",
+                            max_retries=0, timeout=1.0)
+        if kind == "embeddings" else make_llm("tgi", timeout=1.0)
     )
-    call = (lambda: adapter.invoke("x")) if kind == "llm" else (lambda: adapter.embed_query("x"))
+    call = {
+        "llm": lambda: adapter.invoke("x"),
+        "embeddings": lambda: adapter.embed_query("x"),
+        "llm-ainvoke": lambda: asyncio.run(adapter.ainvoke("x")),
+    }[kind]
     call()  # a pooled connection, whose read timeout must come back intact
     ep.faults = fault(body_byte_delay_ms=200)
     threads = threading.active_count()
     started = time.monotonic()
-    with pytest.raises(e.RequestTimeoutError, match="did not arrive within the timeout"):
+    with pytest.raises(e.RequestTimeoutError, match=r"within the timeout|within timeout=1\.0s"):
         call()
-    assert time.monotonic() - started < 1.5
-    assert threading.active_count() == threads  # bounded in the calling thread: none left behind
+    assert time.monotonic() - started < 2.0  # timeout=1.0 plus slack for a loaded machine
+    if kind != "llm-ainvoke":  # sync: bounded in the calling thread, no thread left behind
+        assert threading.active_count() <= threads
     ep.faults = fault()
     call()  # the adapter still works
 
