@@ -116,7 +116,7 @@ def test_sync_timeout(make_llm: Any, ep: Any, fault: Any) -> None:
     assert isinstance(info.value.__cause__, Exception)
 
 
-@pytest.mark.parametrize("kind", ["llm", "embeddings", "llm-ainvoke"])
+@pytest.mark.parametrize("kind", ["llm", "embeddings"])
 def test_sync_timeout_bounds_a_body_that_trickles_in(make_llm: Any, ep: Any, fault: Any, kind: str) -> None:
     # One byte every 0.2 s: each socket read succeeds, so only an overall deadline stops it
     # (unbounded, the ~100-byte reply takes ~20 s).
@@ -127,11 +127,7 @@ def test_sync_timeout_bounds_a_body_that_trickles_in(make_llm: Any, ep: Any, fau
                             max_retries=0, timeout=1.0)
         if kind == "embeddings" else make_llm("tgi", timeout=1.0)
     )
-    call = {
-        "llm": lambda: adapter.invoke("x"),
-        "embeddings": lambda: adapter.embed_query("x"),
-        "llm-ainvoke": lambda: asyncio.run(adapter.ainvoke("x")),
-    }[kind]
+    call = (lambda: adapter.invoke("x")) if kind == "llm" else (lambda: adapter.embed_query("x"))
     call()  # a pooled connection, whose read timeout must come back intact
     ep.faults = fault(body_byte_delay_ms=200)
     threads = threading.active_count()
@@ -139,10 +135,20 @@ def test_sync_timeout_bounds_a_body_that_trickles_in(make_llm: Any, ep: Any, fau
     with pytest.raises(e.RequestTimeoutError, match=r"within the timeout|within timeout=1\.0s"):
         call()
     assert time.monotonic() - started < 2.0  # timeout=1.0 plus slack for a loaded machine
-    if kind != "llm-ainvoke":  # sync: bounded in the calling thread, no thread left behind
-        assert threading.active_count() <= threads
+    assert threading.active_count() <= threads  # bounded in the calling thread: none left behind
     ep.faults = fault()
     call()  # the adapter still works
+
+
+async def test_async_timeout_bounds_a_body_that_trickles_in(make_llm: Any, ep: Any, fault: Any, transport: str) -> None:
+    llm = make_llm("tgi", timeout=1.0)
+    await llm.ainvoke("x")  # the client exists: only the call is timed
+    ep.faults = fault(body_byte_delay_ms=200)
+    started = time.monotonic()
+    with pytest.raises(e.RequestTimeoutError):
+        await llm.ainvoke("x")
+    assert time.monotonic() - started < 2.0
+    await llm.aclose()
 
 
 def test_retries_are_reported(make_llm: Any, ep: Any, fault: Any) -> None:
