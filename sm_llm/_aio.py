@@ -20,6 +20,7 @@ from sm_llm._transport import (
     ClientSettings,
     InvokeResult,
     StreamResult,
+    http_status,
     map_error,
     no_region_error,
     resolve_settings,
@@ -127,7 +128,7 @@ async def ainvoke(client: Any, params: dict[str, Any]) -> InvokeResult:
             data = await body.read()
     except Exception as exc:
         raise map_error(exc, "InvokeEndpoint", params.get("EndpointName")) from exc
-    return InvokeResult(body=data, metadata=response_metadata(response))
+    return InvokeResult(body=data, metadata=response_metadata(response), status=http_status(response))
 
 
 async def ainvoke_stream(client: Any, params: dict[str, Any]) -> StreamResult:
@@ -151,4 +152,6 @@ async def ainvoke_stream(client: Any, params: dict[str, Any]) -> StreamResult:
         except Exception as exc:
             raise map_error(exc, operation, endpoint, in_stream=True) from exc
 
-    return StreamResult(parts=parts(), metadata=response_metadata(response), _stream=stream)
+    return StreamResult(
+        parts=parts(), metadata=response_metadata(response), _stream=stream, status=http_status(response)
+    )

@@ -43,6 +43,7 @@ from sm_llm._assembly import (
 )
 from sm_llm._async_config import AsyncInferenceConfig
 from sm_llm._names import did_you_mean
+from sm_llm._calllog import log_call
 from sm_llm._retry import RetryPolicy, RetryState
 from sm_llm._routing import (
     ASYNC,
@@ -362,6 +363,24 @@ class SageMakerBase(BaseModel):
             or self.inference_component_name or self.target_model or self.endpoint_name
         )
 
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        """What identifies this model's replies — callbacks' ``invocation_params``, tracing and
+        cache keys: endpoint, handler, model, routing and generation parameters (never
+        credentials, custom attributes or session ids)."""
+        params: dict[str, Any] = {
+            "endpoint_name": self.endpoint_name,
+            "content_handler": self._handler.name,
+            "model_name": self._model_name(),
+            "target_model": self.target_model,
+            "inference_component_name": self.inference_component_name,
+            "model_kwargs": self.model_kwargs,
+            "streaming": self.streaming,
+        }
+        optional = ("target_variant", "target_container_hostname", *_STANDARD)
+        params.update({name: value for name in optional if (value := getattr(self, name)) is not None})
+        return params
+
     def _ls_params(
         self, model_type: Literal["llm", "chat"], stop: list[str] | None, kwargs: Mapping[str, Any]
     ) -> LangSmithParams:
@@ -482,9 +501,13 @@ class SageMakerBase(BaseModel):
 
     # -- attempts -------------------------------------------------------------------
 
-    def _retrying(self, attempt: Callable[[], T]) -> tuple[T, RetryState]:
+    def _retry_state(self) -> RetryState:
+        """A fresh retry state for one logical request (policy and overall ``timeout``)."""
+        return RetryPolicy(max_retries=self.max_retries, timeout=self.timeout).start()
+
+    def _retrying(self, attempt: Callable[[], T], state: RetryState | None = None) -> tuple[T, RetryState]:
         """Run ``attempt`` under the retry policy and the overall ``timeout``."""
-        state = RetryPolicy(max_retries=self.max_retries, timeout=self.timeout).start()
+        state = state or self._retry_state()
         while True:
             try:
                 remaining = state.remaining()
@@ -499,9 +522,11 @@ class SageMakerBase(BaseModel):
                     raise
                 time.sleep(delay)
 
-    async def _aretrying(self, attempt: Callable[[], Awaitable[T]]) -> tuple[T, RetryState]:
+    async def _aretrying(
+        self, attempt: Callable[[], Awaitable[T]], state: RetryState | None = None
+    ) -> tuple[T, RetryState]:
         """Async :meth:`_retrying`: every attempt is cancelled at the deadline."""
-        state = RetryPolicy(max_retries=self.max_retries, timeout=self.timeout).start()
+        state = state or self._retry_state()
         while True:
             try:
                 remaining = state.remaining()
@@ -521,7 +546,16 @@ class SageMakerBase(BaseModel):
     def _call(self, request: PreparedRequest) -> tuple[ParsedOutput, dict[str, Any]]:
         """One logical ``InvokeEndpoint`` (retried per policy): parsed output and metadata."""
         client = self._get_client()
-        result, state = self._retrying(lambda: _transport.invoke(client, request.params))
+        state = self._retry_state()
+        try:
+            # Each attempt reads its body within the time left of the overall timeout.
+            result, _ = self._retrying(
+                lambda: _transport.invoke(client, request.params, state.remaining()), state
+            )
+        except SageMakerError as exc:
+            log_call("InvokeEndpoint", request.params, state, error=exc)
+            raise
+        log_call("InvokeEndpoint", request.params, state, status=result.status)
         return request.handler.parse_response(result.body), _with_attempts(result.metadata, state, request)
 
     async def _acall(self, request: PreparedRequest) -> tuple[ParsedOutput, dict[str, Any]]:
@@ -529,7 +563,13 @@ class SageMakerBase(BaseModel):
         if not self._native_async():
             return await self._in_thread(self._call, request)
         client = await self._aclients.get(self._settings())
-        result, state = await self._aretrying(lambda: _aio.ainvoke(client, request.params))
+        state = self._retry_state()
+        try:
+            result, _ = await self._aretrying(lambda: _aio.ainvoke(client, request.params), state)
+        except SageMakerError as exc:
+            log_call("InvokeEndpoint", request.params, state, error=exc)
+            raise
+        log_call("InvokeEndpoint", request.params, state, status=result.status)
         return request.handler.parse_response(result.body), _with_attempts(result.metadata, state, request)
 
     def _stream_records(
@@ -537,8 +577,15 @@ class SageMakerBase(BaseModel):
     ) -> Generator[StreamDelta, None, None]:
         """Deltas of one streamed call; the HTTP stream is closed however iteration ends."""
         client = self._get_client()
-        # Only opening the stream is retried: nothing is retried once bytes have flowed.
-        result, state = self._retrying(lambda: _transport.invoke_stream(client, request.params))
+        state = self._retry_state()
+        outcome = _StreamOutcome(request.params, state)
+        try:
+            # Only opening the stream is retried: nothing is retried once bytes have flowed.
+            result, _ = self._retrying(lambda: _transport.invoke_stream(client, request.params), state)
+        except SageMakerError as exc:
+            outcome.failed(exc)
+            raise
+        outcome.status = result.status
         assembler.metadata = _with_attempts(result.metadata, state, request)
         decoder, parse = stream_parser(request)
         try:
@@ -548,9 +595,10 @@ class SageMakerBase(BaseModel):
                     return
             yield from map(parse, decoder.close())
         except SageMakerError as exc:
-            raise with_partial(exc, assembler) from exc.__cause__ or exc
+            raise outcome.failed(with_partial(exc, assembler)) from exc.__cause__ or exc
         finally:
             result.close()
+            outcome.log()
 
     # -- stream drivers: the one loop both adapters stream through ----------------------
 
@@ -562,44 +610,76 @@ class SageMakerBase(BaseModel):
         """The final chunk: held-back text plus finish reason, usage and reply metadata."""
         raise NotImplementedError
 
+    def _final_chunk(
+        self, request: PreparedRequest, assembler: StreamAssembler, held: tuple[str, Any] | None
+    ) -> tuple[str, Any]:
+        """The held-back chunk merged with the stream's end (held-back stop text, finish
+        reason, usage, metadata): no empty chunk trails a stream. Only an empty reply
+        streams as one empty chunk, so its metadata still arrives."""
+        tail = assembler.finish()
+        last = self._last_chunk(request, assembler, tail)
+        return (tail, last) if held is None else (held[0] + tail, held[1] + last)
+
     def _stream_chunks(self, request: PreparedRequest, run_manager: Any) -> Iterator[Any]:
-        """Chunks of one streamed call; the stream is closed at a stop sequence or early exit."""
+        """Chunks of one streamed call; the stream is closed at a stop sequence or early exit.
+
+        Each chunk is yielded when the next one is ready (or the stream ends), so the last
+        one can carry the finish reason and usage instead of an empty chunk after it.
+        """
         assembler = StreamAssembler(request.stop)
         records = self._stream_records(request, assembler)
+        held: tuple[str, Any] | None = None
         try:
             for delta in records:
                 piece = assembler.add(delta)
                 if (item := self._chunk(piece, delta)) is not None:
-                    if run_manager:
-                        run_manager.on_llm_new_token(piece, chunk=item)
-                    yield item
+                    if held is not None:
+                        if run_manager:
+                            run_manager.on_llm_new_token(held[0], chunk=held[1])
+                        yield held[1]
+                    held = (piece, item)
                 if assembler.stopped:
                     break
+        except SageMakerError:
+            if held is not None:  # what StreamError.partial_text says was yielded
+                if run_manager:
+                    run_manager.on_llm_new_token(held[0], chunk=held[1])
+                yield held[1]
+            raise
         finally:
             records.close()
-        last = self._last_chunk(request, assembler, tail := assembler.finish())
-        if tail and run_manager:
-            run_manager.on_llm_new_token(tail, chunk=last)
+        token, last = self._final_chunk(request, assembler, held)
+        if run_manager:
+            run_manager.on_llm_new_token(token, chunk=last)
         yield last
 
     async def _astream_chunks(self, request: PreparedRequest, run_manager: Any) -> AsyncIterator[Any]:
         """Async twin of :meth:`_stream_chunks` (same assembly, async I/O and callbacks)."""
         assembler = StreamAssembler(request.stop)
         records = self._astream_records(request, assembler)
+        held: tuple[str, Any] | None = None
         try:
             async for delta in records:
                 piece = assembler.add(delta)
                 if (item := self._chunk(piece, delta)) is not None:
-                    if run_manager:
-                        await run_manager.on_llm_new_token(piece, chunk=item)
-                    yield item
+                    if held is not None:
+                        if run_manager:
+                            await run_manager.on_llm_new_token(held[0], chunk=held[1])
+                        yield held[1]
+                    held = (piece, item)
                 if assembler.stopped:
                     break
+        except SageMakerError:
+            if held is not None:
+                if run_manager:
+                    await run_manager.on_llm_new_token(held[0], chunk=held[1])
+                yield held[1]
+            raise
         finally:
             await records.aclose()
-        last = self._last_chunk(request, assembler, tail := assembler.finish())
-        if tail and run_manager:
-            await run_manager.on_llm_new_token(tail, chunk=last)
+        token, last = self._final_chunk(request, assembler, held)
+        if run_manager:
+            await run_manager.on_llm_new_token(token, chunk=last)
         yield last
 
     async def _astream_records(
@@ -607,17 +687,24 @@ class SageMakerBase(BaseModel):
     ) -> AsyncGenerator[StreamDelta, None]:
         """Async twin of :meth:`_stream_records`: aiobotocore, or worker threads without it."""
         parts: AsyncIterator[bytes]
-        if self._native_async():
-            client = await self._aclients.get(self._settings())
-            result: Any
-            result, state = await self._aretrying(lambda: _aio.ainvoke_stream(client, request.params))
-            parts = result.parts
-        else:
-            client = await self._in_thread(self._get_client)
-            result, state = await self._in_thread(
-                self._retrying, lambda: _transport.invoke_stream(client, request.params)
-            )
-            parts = self._threaded_parts(result)
+        state = self._retry_state()
+        outcome = _StreamOutcome(request.params, state)
+        try:
+            if self._native_async():
+                client = await self._aclients.get(self._settings())
+                result: Any
+                result, _ = await self._aretrying(lambda: _aio.ainvoke_stream(client, request.params), state)
+                parts = result.parts
+            else:
+                client = await self._in_thread(self._get_client)
+                result, _ = await self._in_thread(
+                    self._retrying, lambda: _transport.invoke_stream(client, request.params), state
+                )
+                parts = self._threaded_parts(result)
+        except SageMakerError as exc:
+            outcome.failed(exc)
+            raise
+        outcome.status = result.status
         assembler.metadata = _with_attempts(result.metadata, state, request)
         decoder, parse = stream_parser(request)
         try:
@@ -629,9 +716,10 @@ class SageMakerBase(BaseModel):
             for record in decoder.close():
                 yield parse(record)
         except SageMakerError as exc:
-            raise with_partial(exc, assembler) from exc.__cause__ or exc
+            raise outcome.failed(with_partial(exc, assembler)) from exc.__cause__ or exc
         finally:
             result.close()
+            outcome.log()
 
     async def _threaded_parts(self, result: _transport.StreamResult) -> AsyncIterator[bytes]:
         """PayloadPart bytes of a sync stream, each read in a worker thread."""
@@ -676,6 +764,28 @@ def _bounded(attempt: Callable[[], T], seconds: float, state: RetryState) -> T:
     if ok:
         return value  # type: ignore[no-any-return]
     raise value
+
+
+class _StreamOutcome:
+    """How one streamed call ended, logged once (:func:`log_call`) when it is over."""
+
+    _OPERATION = "InvokeEndpointWithResponseStream"
+
+    def __init__(self, params: dict[str, Any], state: RetryState) -> None:
+        self.params, self.state = params, state
+        self.status: int | None = None
+        self.error: BaseException | None = None
+
+    def failed(self, error: SageMakerError) -> SageMakerError:
+        """Record ``error``; log it now if the stream never opened. Returns it."""
+        self.error = error
+        if self.status is None:
+            self.log()
+        return error
+
+    def log(self) -> None:
+        """Log the call: ``ok`` (also when the reader stopped early) or the error."""
+        log_call(self._OPERATION, self.params, self.state, status=self.status, error=self.error)
 
 
 def _with_attempts(metadata: dict[str, Any], state: RetryState, request: PreparedRequest) -> dict[str, Any]:

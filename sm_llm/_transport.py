@@ -11,6 +11,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ __all__ = [
     "StreamResult",
     "check_http_url",
     "create_client",
+    "http_status",
     "invoke",
     "invoke_stream",
     "is_loopback_url",
@@ -206,6 +208,8 @@ class InvokeResult:
 
     body: bytes
     metadata: dict[str, Any]
+    status: int | None = None
+    """The HTTP status of the reply."""
 
 
 @dataclass(slots=True)
@@ -216,6 +220,8 @@ class StreamResult:
     parts: Any
     metadata: dict[str, Any]
     _stream: Any
+    status: int | None = None
+    """The HTTP status of the reply."""
 
     def close(self) -> None:
         """Close the HTTP response (and its connection when unread data remains)."""
@@ -242,14 +248,72 @@ def response_metadata(response: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def invoke(client: Any, params: dict[str, Any]) -> InvokeResult:
-    """``InvokeEndpoint``: the whole body read, errors mapped."""
+def http_status(response: dict[str, Any]) -> int | None:
+    """The reply's HTTP status code."""
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status if isinstance(status, int) else None
+
+
+def invoke(client: Any, params: dict[str, Any], timeout: float | None = None) -> InvokeResult:
+    """``InvokeEndpoint``: the whole body read, errors mapped.
+
+    ``timeout``: seconds left for the call; the body must arrive within them, however
+    slowly it trickles in (botocore's read timeout bounds each socket read, not the body).
+    """
+    started = time.monotonic()
     try:
         response = client.invoke_endpoint(**params)
-        body = response["Body"].read()
+        body = _read_body(response["Body"], None if timeout is None else started + timeout)
+    except e.RequestTimeoutError as exc:
+        raise e.RequestTimeoutError(f"InvokeEndpoint on endpoint {params.get('EndpointName')!r}: {exc}") from exc
     except Exception as exc:
         raise map_error(exc, "InvokeEndpoint", params.get("EndpointName")) from exc
-    return InvokeResult(body=body, metadata=response_metadata(response))
+    return InvokeResult(body=body, metadata=response_metadata(response), status=http_status(response))
+
+
+_READ_CHUNK = 65_536
+
+
+def _socket(raw: Any) -> Any:
+    """The socket under urllib3's response, found the way botocore's
+    ``StreamingBody.set_socket_timeout`` finds it (``None`` once the body is read)."""
+    fp = getattr(getattr(raw, "_fp", None), "fp", None)
+    return getattr(getattr(fp, "raw", None), "_sock", None)
+
+
+def _read_body(body: Any, deadline: float | None) -> bytes:
+    """A ``StreamingBody`` read whole, by the ``deadline`` (``time.monotonic()``) if given.
+
+    Each read takes what has arrived (``read1``) and may wait only the time left: the
+    socket's timeout is set to it before every read. No thread is involved.
+    """
+    raw: Any = getattr(body, "_raw_stream", None)  # urllib3's response, as botocore reads it
+    if deadline is None or not hasattr(raw, "read1"):
+        return bytes(body.read())
+    from urllib3.exceptions import ReadTimeoutError
+
+    chunks: list[bytes] = []
+    sock = _socket(raw)
+    usual = sock.gettimeout() if sock is not None else None
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            if sock is not None:
+                sock.settimeout(left)
+            chunk = raw.read1(_READ_CHUNK)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    except (ReadTimeoutError, TimeoutError):
+        pass
+    finally:
+        if sock is not None:  # the connection may go back to the pool: its usual read timeout
+            with contextlib.suppress(OSError):
+                sock.settimeout(usual)
+    body.close()  # unread data remains: the connection is dropped, not reused
+    received = sum(map(len, chunks))
+    raise e.RequestTimeoutError(
+        f"the reply body did not arrive within the timeout ({received} bytes received)"
+    )
 
 
 def invoke_stream(client: Any, params: dict[str, Any]) -> StreamResult:
@@ -271,7 +335,9 @@ def invoke_stream(client: Any, params: dict[str, Any]) -> StreamResult:
         except Exception as exc:
             raise map_error(exc, operation, endpoint, in_stream=True) from exc
 
-    return StreamResult(parts=parts(), metadata=response_metadata(response), _stream=stream)
+    return StreamResult(
+        parts=parts(), metadata=response_metadata(response), _stream=stream, status=http_status(response)
+    )
 
 
 _NOT_FOUND = re.compile(r"Endpoint .+ not found", re.IGNORECASE)
@@ -331,18 +397,18 @@ def map_error(
         return exc
     where = f"{operation} on endpoint {endpoint!r}" if endpoint else operation
     if in_stream and not isinstance(exc, bx.ClientError):
-        return e.StreamError(f"{where}: the stream broke: {type(exc).__name__}: {exc}",
+        return e.StreamError(f"{where}: the stream broke: {type(exc).__name__}: {_quote(exc)}",
                              partial_text=partial_text)
     if isinstance(exc, bx.ClientError):
         return _client_error(exc, where, partial_text)
     if isinstance(exc, (bx.ReadTimeoutError, bx.ConnectTimeoutError)):
         if partial_text:
-            return e.StreamError(f"{where}: the stream stalled: {exc}", partial_text=partial_text)
-        return e.RequestTimeoutError(f"{where} timed out: {exc}")
+            return e.StreamError(f"{where}: the stream stalled: {_quote(exc)}", partial_text=partial_text)
+        return e.RequestTimeoutError(f"{where} timed out: {_quote(exc)}")
     if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError, bx.ConnectionError)):
         if partial_text:
-            return e.StreamError(f"{where}: connection lost: {exc}", partial_text=partial_text)
-        return e.EndpointUnreachableError(f"{where}: cannot reach the endpoint: {exc}")
+            return e.StreamError(f"{where}: connection lost: {_quote(exc)}", partial_text=partial_text)
+        return e.EndpointUnreachableError(f"{where}: cannot reach the endpoint: {_quote(exc)}")
     if isinstance(exc, bx.NoCredentialsError):
         return e.ConfigurationError(
             "no AWS credentials found", field="credentials_profile_name",
@@ -352,12 +418,12 @@ def map_error(
     if isinstance(exc, bx.NoRegionError):
         return no_region_error()
     if isinstance(exc, bx.ParamValidationError):
-        return e.ConfigurationError(f"{where}: invalid request: {exc}")
+        return e.ConfigurationError(f"{where}: invalid request: {_quote(exc)}")
     if isinstance(exc, bx.BotoCoreError):
-        return e.EndpointUnreachableError(f"{where} failed: {exc}")
+        return e.EndpointUnreachableError(f"{where} failed: {_quote(exc)}")
     if isinstance(exc, (OSError, Urllib3Error)) or _is_aiohttp_error(exc):
-        return e.EndpointUnreachableError(f"{where}: connection failed: {exc}")
-    return e.SageMakerError(f"{where} failed: {type(exc).__name__}: {exc}")
+        return e.EndpointUnreachableError(f"{where}: connection failed: {_quote(exc)}")
+    return e.SageMakerError(f"{where} failed: {type(exc).__name__}: {_quote(exc)}")
 
 
 def _is_aiohttp_error(exc: BaseException) -> bool:
@@ -369,11 +435,25 @@ def _is_aiohttp_error(exc: BaseException) -> bool:
     return isinstance(exc, ClientError)
 
 
+def _quote(text: object) -> str:
+    """Text from the wire (or an exception quoting it), bounded for an error message."""
+    return e.snippet(str(text), e.MAX_QUOTE)
+
+
+def _service_message(message: str, original: object) -> str:
+    """The service's error message, bounded: a container body quoted in it (``OriginalMessage``)
+    is cut to 200 characters, the rest to 1,000."""
+    if isinstance(original, str) and len(original) > e.SNIPPET and original in message:
+        message = message.replace(original, e.snippet(original), 1)
+    return _quote(message)
+
+
 def _client_error(exc: Any, where: str, partial_text: str) -> e.SageMakerError:
     response: dict[str, Any] = getattr(exc, "response", {}) or {}
     error = response.get("Error", {})
     code = str(error.get("Code", ""))
-    message = str(error.get("Message", "")) or str(exc)
+    full = str(error.get("Message", "")) or str(exc)
+    message = _service_message(full, response.get("OriginalMessage"))
     meta = response.get("ResponseMetadata", {})
     status = meta.get("HTTPStatusCode")
     common: dict[str, Any] = {
@@ -387,7 +467,7 @@ def _client_error(exc: Any, where: str, partial_text: str) -> e.SageMakerError:
                              partial_text=partial_text, **common)
     if code == "ModelError" or status == 424:
         arn = response.get("LogStreamArn")
-        found = _LOG_URL.search(message)
+        found = _LOG_URL.search(full)
         return e.ModelError(
             text,
             original_status_code=response.get("OriginalStatusCode"),

@@ -51,6 +51,7 @@ from sm_llm.errors import (
     ConfigurationError,
     JobTimeoutError,
     RequestValidationError,
+    snippet,
 )
 
 __all__ = [
@@ -126,7 +127,7 @@ class InferenceJob:
         done = self._done
         assert done is not None
         if done.failure is not None:
-            shown = done.failure.strip()[:500] or "(empty failure object)"
+            shown = snippet(done.failure.strip()) or "(empty failure object)"
             raise AsyncInferenceError(
                 f"async inference job {self.inference_id} on endpoint {self.endpoint_name!r} "
                 f"failed ({self.failure_location}): {shown}",

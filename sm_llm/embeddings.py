@@ -36,7 +36,7 @@ from pydantic import Field
 from sm_llm._base import PreparedRequest, SageMakerBase
 from sm_llm._expr import Getter, compile_expression
 from sm_llm._routing import INVOKE
-from sm_llm.errors import ConfigurationError, ResponseParseError
+from sm_llm.errors import ConfigurationError, ResponseParseError, snippet
 from sm_llm.handlers import ContentHandler, ParsedOutput
 
 __all__ = ["SageMakerEmbeddings"]
@@ -44,7 +44,6 @@ __all__ = ["SageMakerEmbeddings"]
 # `_call` parses replies with a copy of the handler whose text is this constant: the
 # vectors are then neither stringified nor selected by an expression that may raise.
 _NO_TEXT = '`""`'
-_SNIPPET = 200
 
 
 class SageMakerEmbeddings(SageMakerBase, Embeddings):
@@ -153,9 +152,8 @@ class SageMakerEmbeddings(SageMakerBase, Embeddings):
             text = data.decode("utf-8", "replace") if isinstance(data, bytes) else json.dumps(data)
         except (TypeError, ValueError):
             text = repr(data)
-        snippet = text[:_SNIPPET] + ("…" if len(text) > _SNIPPET else "")
         return ResponseParseError(
-            f"{message} (handler {self.handler.name!r})", body_snippet=snippet
+            f"{message} (handler {self.handler.name!r})", body_snippet=snippet(text)
         )
 
     def _embed_batch(self, request: PreparedRequest, expected: int) -> list[list[float]]:
