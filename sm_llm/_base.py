@@ -42,8 +42,8 @@ from sm_llm._assembly import (
     with_partial,
 )
 from sm_llm._async_config import AsyncInferenceConfig
-from sm_llm._names import did_you_mean
 from sm_llm._calllog import log_call
+from sm_llm._names import did_you_mean
 from sm_llm._retry import RetryPolicy, RetryState
 from sm_llm._routing import (
     ASYNC,
