@@ -53,7 +53,6 @@ import re
 from pathlib import Path
 from typing import Any, Literal, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sm_llm.errors import ConfigurationError
@@ -244,10 +243,13 @@ class ServerConfig(_Model):
     @classmethod
     def from_yaml(cls, path: str | Path) -> ServerConfig:
         """Load a config file (see the module docstring for its shape)."""
+        from sm_llm._yaml import load
+
         try:
-            data: Any = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
             raise ConfigurationError(f"cannot read local endpoint config {path}: {exc}") from exc
+        data: Any = load(text, str(path))  # aliases, depth, integers bounded; errors name file:line
         return cls.from_dict(data or {})
 
     @classmethod
