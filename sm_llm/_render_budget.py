@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import cache
 from typing import Any
 
 __all__ = [
@@ -69,7 +70,7 @@ MAX_INT_BITS = 16_384
 """Largest integer a template may compute (about 4,900 digits; Python prints at most 4,300)."""
 
 _UNITS_PER_SECOND = 20_000_000
-_CHECK_CLOCK = 15  # the clock (about 1 µs to read) is read every 16 steps
+_CLOCK_SHIFT = 8  # the clock is a system call: read every 256 steps, never in a short render
 
 
 def refuse(message: str) -> Any:
@@ -81,12 +82,13 @@ def refuse(message: str) -> Any:
 class Budget:
     """What is left of one render's allowance (see the module docstring)."""
 
-    __slots__ = ("deadline", "room", "sizes", "steps")
+    __slots__ = ("_started", "deadline", "room", "sizes", "steps")
 
     def __init__(self) -> None:
         self.room = BASE_UNITS
         self.steps = MAX_STEPS
-        self.deadline = time.thread_time() + BASE_SECONDS
+        self.deadline = BASE_SECONDS  # CPU seconds, from the first clock reading
+        self._started = False
         self.sizes: dict[int, tuple[int, int, int, Any]] = {}
         """``id`` → (units, elements, depth, the object): containers already measured.
         Sound because templates cannot mutate containers (immutable sandbox) and a
@@ -101,10 +103,18 @@ class Budget:
 
     def step(self, count: int = 1) -> None:
         """Account for ``count`` steps; refuse once the steps or the time run out."""
+        before = self.steps
         self.steps -= count
         if self.steps < 0:
             refuse(f"a template took more than its budget of {MAX_STEPS:,} steps")
-        if not self.steps & _CHECK_CLOCK and time.thread_time() > self.deadline:
+        if before >> _CLOCK_SHIFT != self.steps >> _CLOCK_SHIFT:
+            self._check_clock()
+
+    def _check_clock(self) -> None:
+        now = time.thread_time()
+        if not self._started:  # the first 256 steps are not timed: they are cheap and bounded
+            self._started, self.deadline = True, now + self.deadline
+        elif now > self.deadline:
             refuse("a template took too long to render")
 
     def check(self, units: int, what: str = "value") -> None:
@@ -159,41 +169,54 @@ def measure(value: Any, cap: int, active: Budget) -> tuple[int, int, int]:
     return units, elements, depth
 
 
-def _walk(item: Any, level: int, cap: int, active: Budget) -> tuple[int, int, int]:
-    if isinstance(item, (str, bytes, bytearray)):
-        return len(item), 1, 0
-    if isinstance(item, bool) or item is None:
-        return 5, 1, 0
-    if isinstance(item, int):
-        return item.bit_length() // 3 + 2, 1, 0
-    if isinstance(item, float):
-        return 24, 1, 0
+@cache
+def _namespace_class() -> type:
     from jinja2.utils import Namespace
 
+    return Namespace
+
+
+_SCALAR_UNITS = {bool: 5, type(None): 5, float: 24}
+_VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
+
+
+def _walk(item: Any, level: int, cap: int, active: Budget) -> tuple[int, int, int]:
+    kind = type(item)
+    if kind is str or kind is bytes:
+        return len(item), 1, 0
+    units = _SCALAR_UNITS.get(kind)
+    if units is not None:
+        return units, 1, 0
+    if kind is int:
+        return item.bit_length() // 3 + 2, 1, 0
     cached = active.sizes.get(id(item))
     if cached is not None:
         return cached[0], cached[1], cached[2]
-    if isinstance(item, Namespace):
+    children: Any
+    if kind is dict or (kind is not list and isinstance(item, Mapping)):
+        children = [part for pair in item.items() for part in pair]
+    elif kind is list or isinstance(item, (list, tuple, set, frozenset)):
+        children = item
+    elif isinstance(item, (str, bytes, bytearray)):
+        return len(item), 1, 0
+    elif isinstance(item, _VIEWS):
+        return _walk(item.mapping, level, cap, active)  # type: ignore[attr-defined]  # a view prints its dict
+    elif isinstance(item, _namespace_class()):
         if level:
             refuse("a namespace cannot be stored inside another value")
         return _walk(_namespace_attrs(item), 0, cap, active)
-    if type(item).__name__ in _DICT_VIEWS:
-        children: Any = ()
-        units, elements, depth = _walk(item.mapping, level, cap, active)  # a view prints its dict
-    elif isinstance(item, Mapping):
-        children = (part for pair in item.items() for part in pair)
-        units, elements, depth = ELEMENT * (len(item) + 1), 1, 0
-    elif isinstance(item, (list, tuple, set, frozenset)):
-        children = item
-        units, elements, depth = ELEMENT * (len(item) + 1), 1, 0
+    elif isinstance(item, (int, float)):
+        return 24, 1, 0
     else:  # undefined, macros, loops, generators, ranges: short reprs
         return 64, 1, 0
     active.step()
+    units, elements, depth = ELEMENT * (len(item) + 1), 1, 0
     for child in children:
         size, count, deep = _walk(child, level + 1, cap, active)
         units += size
         elements += count
-        depth = max(depth, deep + 1)
+        if deep >= depth:
+            depth = deep + 1
         if units > cap:
             refuse(f"a template tried to build an oversized value (over {cap:,} units)")
     active.sizes[id(item)] = (units, elements, depth, item)
@@ -211,7 +234,6 @@ def text_size(value: Any, active: Budget) -> int:
 
 
 _PRINTF_FLAGS = "-#0 +"
-_DICT_VIEWS = frozenset(("dict_keys", "dict_values", "dict_items"))
 
 
 def _digits(text: str, start: int) -> tuple[int, int]:

@@ -406,6 +406,9 @@ def sandbox_class() -> Any:
         def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
             active = current()
             active.step()
+            if operator == "+" and type(left) is str and type(right) is str:  # the usual case, fast
+                active.charge(len(left) + len(right), "string")
+                return left + right
             active.check(_binop_size(operator, left, right, active), "value")
             result = super().call_binop(context, operator, left, right)
             return _account(result, active) if operator in ("+", "*", "%") else result

@@ -290,3 +290,35 @@ def test_local_upstream_must_be_http_with_a_host(url: str) -> None:
 def test_non_finite_timeouts_refused_at_construction(field: str, value: float) -> None:
     with pytest.raises(ConfigurationError, match=field):
         SageMakerLLM(endpoint_name="ep", region_name="us-east-1", **{field: value})
+
+
+def test_expression_results_are_bounded_at_run_time() -> None:
+    reply = json.dumps("x" * 200_000).encode()
+    for expression in ("join(@, [@, @, @, @, @, @, @, @])", "[@, @, @, @, @, @, @, @, @, @, @, @, @, @, @, @]"):
+        handler = ContentHandler.from_dict({"request_template": "{{ prompt|tojson }}", "response": {"text": expression}})
+        with pytest.raises(ResponseParseError, match="would build more than"):
+            handler.parse_response(reply)
+    small = ContentHandler.from_dict({"request_template": "{{ prompt|tojson }}", "response": {"text": "join('-', [@, @])"}})
+    assert small.parse_response(b'"ab"').text == "ab-ab"
+
+
+def test_every_yaml_reader_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import warnings
+
+    from sm_llm import cli
+    from sm_llm.local import ServerConfig
+
+    deep = "x: " + "[" * 1000 + "]" * 1000 + "\n"  # before: a bare RecursionError from each reader
+    path = tmp_path / "deep.yaml"
+    path.write_text(deep, encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"deep\.yaml:1: not valid YAML: nested more than 100"):
+        ServerConfig.from_yaml(path)
+    with pytest.raises(ConfigurationError, match=r"<string>:1: not valid YAML: nested more than 100"):
+        load_config(deep)
+    (tmp_path / "t.jinja").write_text("{{ messages[0]['content'] }}", encoding="utf-8")
+    (tmp_path / "t.yaml").write_text(deep, encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"t\.yaml:1: not valid YAML"):
+        ChatTemplate.resolve(str(tmp_path / "t.jinja"))
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # cli.main replaces it
+    assert cli.main(["config", "check", str(path)]) == 2
+    assert "deep.yaml:1: not valid YAML: nested more than 100" in capsys.readouterr().err
