@@ -13,11 +13,13 @@ from sm_llm.config import load_config
 from sm_llm.embeddings import SageMakerEmbeddings
 from sm_llm.errors import (
     AsyncInferenceError,
+    AuthenticationError,
     ConfigurationError,
     EndpointNotFoundError,
     JobTimeoutError,
     ModelError,
     ModelNotReadyError,
+    NoCapacityError,
     RequestValidationError,
     ResponseParseError,
     SageMakerError,
@@ -31,6 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncInferenceConfig",
     "AsyncInferenceError",
+    "AuthenticationError",
     "ChatSageMaker",
     "ChatTemplate",
     "ConfigurationError",
@@ -39,6 +42,7 @@ __all__ = [
     "JobTimeoutError",
     "ModelError",
     "ModelNotReadyError",
+    "NoCapacityError",
     "ParsedOutput",
     "RequestValidationError",
     "ResponseParseError",

@@ -341,6 +341,7 @@ def invoke_stream(client: Any, params: dict[str, Any]) -> StreamResult:
 
 
 _NOT_FOUND = re.compile(r"Endpoint .+ not found", re.IGNORECASE)
+_NO_CAPACITY = re.compile(r"has no capacity", re.IGNORECASE)  # a component scaled to zero
 _LOG_URL = re.compile(r"See (https://\S+?)(?: in account|\s|$)")
 _BY_CODE: dict[str, type[e.SageMakerError]] = {
     "ModelNotReadyException": e.ModelNotReadyError,
@@ -477,6 +478,8 @@ def _client_error(exc: Any, where: str, partial_text: str) -> e.SageMakerError:
             **common,
         )
     if code == "ValidationError" or status == 400:
+        if _NO_CAPACITY.search(message):
+            return e.NoCapacityError(text, **common)
         invalid = e.EndpointNotFoundError if _NOT_FOUND.search(message) else e.RequestValidationError
         return invalid(text, **common)
     by_status = _BY_STATUS.get(status) if isinstance(status, int) else None

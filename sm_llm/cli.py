@@ -112,6 +112,9 @@ def _build_parser() -> argparse.ArgumentParser:
     from sm_llm._cli_jobs import add_job_parser
 
     add_job_parser(commands)
+    from sm_llm._cli_token import add_token_parser
+
+    add_token_parser(commands)
 
     local = commands.add_parser("local", help="the local SageMaker-compatible endpoint")
     local_commands = local.add_subparsers(dest="local_command", required=True, parser_class=_Parser)
@@ -337,6 +340,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from sm_llm._cli_jobs import run_job_command
 
             return run_job_command(args)
+        if args.command == "token":
+            from sm_llm._cli_token import run_token_command
+
+            return run_token_command(args)
         return _serve(args)
     except ConfigurationError as exc:
         print(f"sm-llm: error: {_error_text(exc)}", file=sys.stderr)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncInferenceError",
+    "AuthenticationError",
     "ConfigurationError",
     "EndpointNotFoundError",
     "EndpointUnreachableError",
@@ -25,6 +26,7 @@ __all__ = [
     "JobTimeoutError",
     "ModelError",
     "ModelNotReadyError",
+    "NoCapacityError",
     "RequestTimeoutError",
     "RequestValidationError",
     "ResponseParseError",
@@ -151,6 +153,14 @@ class ModelNotReadyError(SageMakerError, lc.ModelRateLimitError):
     is_retryable = True
 
 
+class NoCapacityError(SageMakerError, lc.ModelRateLimitError):
+    """400 whose message says the inference component "has no capacity": it is scaled to
+    zero (or still scaling up). Retryable, like :class:`ModelNotReadyError`: capacity comes
+    back once Application Auto Scaling adds a copy."""
+
+    is_retryable = True
+
+
 class ThrottlingError(SageMakerError, lc.ModelRateLimitError):
     """429 throttling."""
 
@@ -167,6 +177,14 @@ class InternalFailureError(SageMakerError, lc.ModelAPIError):
     """500 ``InternalFailure``."""
 
     is_retryable = True
+
+
+class AuthenticationError(SageMakerError, lc.ModelAuthenticationError):
+    """401/403 from SageMaker's OpenAI-compatible route: the bearer token is missing,
+    malformed, expired or wrongly signed, or its identity lacks ``sagemaker:InvokeEndpoint``
+    / ``sagemaker:CallWithBearerToken``. Not retryable. The message never quotes the token."""
+
+    is_retryable = False
 
 
 class InternalDependencyError(SageMakerError, lc.ModelAPIError):

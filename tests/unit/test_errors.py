@@ -163,3 +163,36 @@ def test_every_error_message_is_bounded() -> None:
     err = e.ConfigurationError(BIG)
     assert len(str(err)) < e.MAX_MESSAGE + 50 and str(err).endswith("more characters]")
     assert err.message == str(err)
+
+
+NO_CAPACITY = (
+    "Inference Component has no capacity to process this request. ApplicationAutoScaling may be "
+    "in-progress (if configured) or try to increase the capacity by invoking "
+    "UpdateInferenceComponentRuntimeConfig API."
+)
+
+
+def test_a_component_with_no_capacity_is_a_retryable_no_capacity_error() -> None:
+    err = map_error(client_error("ValidationError", 400, NO_CAPACITY), "InvokeEndpoint", "ep")
+    assert type(err) is e.NoCapacityError
+    assert isinstance(err, lc.ModelRateLimitError) and err.is_retryable is True
+    assert not isinstance(err, e.RequestValidationError)
+    assert (err.status_code, err.error_code, err.request_id) == (400, "ValidationError", "rid-1")
+    assert "has no capacity" in str(err) and "'ep'" in str(err)
+    # any other 400 stays a validation error
+    other = map_error(client_error("ValidationError", 400, "bad input"), "InvokeEndpoint", "ep")
+    assert type(other) is e.RequestValidationError
+
+
+def test_authentication_error_is_langchains_authentication_category_and_not_retryable() -> None:
+    err = e.AuthenticationError("refused", status_code=401)
+    assert isinstance(err, e.SageMakerError) and isinstance(err, lc.ModelAuthenticationError)
+    assert err.is_retryable is False and err.status_code == 401
+
+
+def test_new_errors_are_exported() -> None:
+    import sm_llm
+
+    assert sm_llm.AuthenticationError is e.AuthenticationError
+    assert sm_llm.NoCapacityError is e.NoCapacityError
+    assert {"AuthenticationError", "NoCapacityError"} <= set(sm_llm.__all__) & set(e.__all__)
