@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 from sm_llm.errors import ConfigurationError
 
-__all__ = ["MAX_PRODUCT", "compile_template", "render", "sandbox_class", "tojson"]
+__all__ = ["MAX_PRODUCT", "compile_template", "raise_exception", "render", "sandbox_class", "tojson"]
 
 
 def _json_default(value: Any) -> Any:
@@ -51,7 +51,7 @@ def _merge(left: Any, right: Any) -> dict[str, Any]:
     return merged
 
 
-def _raise_exception(message: str) -> None:
+def raise_exception(message: str) -> NoReturn:
     """Hugging Face chat templates call ``raise_exception('...')`` to reject input."""
     raise ConfigurationError(f"chat template rejected the messages: {message}")
 
@@ -97,7 +97,7 @@ def _environment() -> Any:
     )
     env.filters["tojson"] = tojson
     env.filters["merge"] = _merge
-    env.globals["raise_exception"] = _raise_exception
+    env.globals["raise_exception"] = raise_exception
     return env
 
 

@@ -31,34 +31,21 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from sm_llm._registry import KINDS, adapter_class, kind_of
+from sm_llm._validation import is_file
 from sm_llm.errors import ConfigurationError
 
 __all__ = ["config_fields", "config_schema", "load_config", "masked", "to_config"]
 
-KINDS = ("llm", "chat", "embeddings")
 SECRETS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
-_NOT_CONFIG = {"client", "config", "rate_limiter", "callbacks", "cache", "custom_get_token_ids", "profile"}
+_NOT_CONFIG = {"client", "transport", "config", "rate_limiter", "callbacks", "cache", "custom_get_token_ids", "profile"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PATHLIKE = (".yaml", ".yml", ".jinja", ".json", ".j2")
 
 
-def _adapter_class(kind: str) -> Any:
-    if kind == "llm":
-        from sm_llm.llms import SageMakerLLM
-
-        return SageMakerLLM
-    if kind == "chat":
-        from sm_llm.chat_models import ChatSageMaker
-
-        return ChatSageMaker
-    from sm_llm.embeddings import SageMakerEmbeddings
-
-    return SageMakerEmbeddings
-
-
 def config_fields(kind: str) -> dict[str, Any]:
     """The pydantic fields a config file may set for ``kind`` (name → FieldInfo)."""
-    cls = _adapter_class(kind)
+    cls = adapter_class(kind)
     return {name: f for name, f in cls.model_fields.items() if name not in _NOT_CONFIG}
 
 
@@ -203,7 +190,7 @@ def _build(
         return None
 
     try:
-        return _adapter_class(kind)(**clean)
+        return adapter_class(kind)(**clean)
     except ConfigurationError as exc:
         cause = exc.__cause__
         if isinstance(cause, ValidationError):
@@ -257,7 +244,7 @@ def load_config(source: str | Path | dict[str, Any], name: str | None = None) ->
         text = str(source)
         path = Path(text)
         if isinstance(source, Path) or text.endswith((".yaml", ".yml")) or (
-            "\n" not in text and _is_file(path)
+            "\n" not in text and is_file(path)
         ):
             try:
                 content = path.read_text(encoding="utf-8")
@@ -305,20 +292,11 @@ def load_config(source: str | Path | dict[str, Any], name: str | None = None) ->
     return adapter
 
 
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except (OSError, ValueError):  # a name too long, or with NUL: YAML text, not a path
-        return False
-
-
 def to_config(adapter: Any) -> dict[str, Any]:
     """The adapter as a config mapping: non-default fields, no secrets, ``kind`` first."""
     from sm_llm.handlers import ContentHandler
 
-    kind = {"SageMakerLLM": "llm", "ChatSageMaker": "chat", "SageMakerEmbeddings": "embeddings"}.get(
-        type(adapter).__name__, "llm"
-    )
+    kind = kind_of(adapter)
     config: dict[str, Any] = {"kind": kind}
     for name, field in config_fields(kind).items():
         if name in SECRETS or name in ("name", "verbose", "tags", "metadata", "disable_streaming", "output_version"):

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sm_llm._expr import Getter, compile_expression
 from sm_llm._routing import check_media_type
 from sm_llm._templating import compile_template, render
+from sm_llm._validation import validation_problems
 from sm_llm.errors import ConfigurationError, ModelError, ResponseParseError, StreamError
 
 __all__ = [
@@ -230,10 +231,7 @@ class ContentHandler(BaseModel):
         try:
             handler = cls.model_validate(data)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-                for err in exc.errors()
-            )
+            problems = "; ".join(validation_problems(exc))
             raise ConfigurationError(f"{source}: invalid content handler: {problems}") from exc
         handler.check()
         return handler
