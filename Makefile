@@ -17,6 +17,7 @@ install: $(STAMP)
 # Starts the local SageMaker-compatible endpoint in its own process, runs the
 # quickstart against it through boto3, and stops it again.
 demo: $(STAMP)
+	@echo "make demo: sm-llm local serve on 127.0.0.1:$(DEMO_PORT) (a local echo model, no AWS), then examples/quickstart.py"
 	@$(VENV)/bin/sm-llm local serve --port $(DEMO_PORT) > $(VENV)/demo-server.log 2>&1 & \
 	server=$$!; trap 'kill $$server 2>/dev/null' EXIT; \
 	for i in $$(seq 1 100); do \

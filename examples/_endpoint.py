@@ -30,6 +30,18 @@ def endpoint(default_name: str) -> Iterator[dict[str, str]]:
         yield {"endpoint_name": default_name, "region_name": region, "endpoint_url": local.url}
 
 
+def describe(where: dict[str, str]) -> str:
+    """What the example talks to, in words (the local endpoint's model is an echo model)."""
+    if os.environ.get("SM_LLM_ENDPOINT"):
+        return f"Talking to the SageMaker endpoint {where['endpoint_name']} in {where['region_name']}."
+    url = where.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")
+    return (
+        f"Talking through boto3 to the local SageMaker-compatible endpoint at {url}\n"
+        f"(endpoint {where['endpoint_name']}). It serves a deterministic local echo model: every "
+        "reply is\n\"Echo:\" followed by your prompt, word by word. No AWS account is involved."
+    )
+
+
 @contextmanager
 def async_endpoint(default_name: str) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
     """Like :func:`endpoint`, plus the ``AsyncInferenceConfig`` fields: on AWS from

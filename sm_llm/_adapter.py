@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from langchain_core.language_models import LangSmithParams
 from pydantic import (
@@ -23,13 +23,15 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from sm_llm import config as config_files
 from sm_llm._async_config import AsyncInferenceConfig
 from sm_llm._core.pipeline import StreamEnd, StreamPiece, StreamStep
-from sm_llm._core.request import STANDARD_PARAMETERS, PreparedRequest, RequestSpec
+from sm_llm._core.request import STANDARD_PARAMETERS, PreparedRequest, RequestSpec, parameters
 from sm_llm._core.retry import RetryPolicy
+from sm_llm._names import did_you_mean
 from sm_llm._routing import (
     ASYNC,
     INVOKE,
@@ -37,6 +39,7 @@ from sm_llm._routing import (
     Operation,
     Routing,
     check_endpoint_name,
+    routing_from_endpoint_kwargs,
 )
 from sm_llm._validation import check_http_url, first_configuration_error, validation_problems
 from sm_llm.engine import Engine, InferenceJob, Replies, Session
@@ -47,6 +50,15 @@ from sm_llm.handlers import ContentHandler
 from sm_llm.transports import BotocoreTransport, ClientSettings, Transport
 
 __all__ = ["AdapterBase", "GenerativeBase"]
+
+# Standard LangChain constructor names SageMaker has no use for, and what to use instead.
+_NOT_FIELDS = {
+    "api_key": "SageMaker authenticates with AWS credentials (aws_access_key_id, "
+    "aws_secret_access_key, credentials_profile_name or the environment), not an API key",
+    "model": "a SageMaker endpoint has no model parameter: use endpoint_name, target_model or "
+    "inference_component_name (or model_kwargs={'model': ...} for a container's own field)",
+}
+_NOT_FIELDS["model_name"] = _NOT_FIELDS["model_id"] = _NOT_FIELDS["model"]
 
 
 class AdapterBase(BaseModel):
@@ -95,6 +107,9 @@ class AdapterBase(BaseModel):
     session_id: str | None = None
     inference_id: str | None = None
 
+    _call_kwargs: ClassVar[tuple[str, ...]] = ()
+    """Per-call keyword arguments a subclass consumes itself (before the engine prepares)."""
+
     _handler: ContentHandler = PrivateAttr()
     _engine: Engine | None = PrivateAttr(default=None)
     _engine_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -108,6 +123,45 @@ class AdapterBase(BaseModel):
                 raise raised from None
             problems = "; ".join(validation_problems(exc))
             raise ConfigurationError(f"invalid {type(self).__name__}: {problems}") from exc
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        """Refuse unknown (misspelt) fields instead of dropping them, and map
+        langchain-aws's ``endpoint_kwargs`` onto the routing fields."""
+        if not isinstance(data, dict):
+            return data
+        known = set(cls.model_fields)
+        known.update(f.alias for f in cls.model_fields.values() if f.alias)
+        unknown = [str(key) for key in data if key not in known and key != "endpoint_kwargs"]
+        if unknown:
+            problems = "; ".join(
+                f"{key} ({_NOT_FIELDS[key]})" if key in _NOT_FIELDS
+                else f"{key}{did_you_mean(key, sorted(known))}"
+                for key in unknown
+            )
+            raise ConfigurationError(
+                f"{cls.__name__} got unknown field{'s' if len(unknown) > 1 else ''}: {problems}. "
+                "Container parameters go in model_kwargs={...}"
+            )
+        if "endpoint_kwargs" in data:
+            data = dict(data)
+            for name, value in routing_from_endpoint_kwargs(data.pop("endpoint_kwargs")).items():
+                if data.get(name) is not None and data[name] != value:
+                    raise ConfigurationError(
+                        f"{name} is given twice, as {name}={data[name]!r} and in endpoint_kwargs "
+                        f"as {value!r}; keep one"
+                    )
+                data[name] = value
+        return data
+
+    @field_validator("content_handler", mode="before")
+    @classmethod
+    def _langchain_aws_handler(cls, value: Any) -> Any:
+        """A langchain-aws handler object becomes a :class:`ContentHandler` that calls it."""
+        if isinstance(value, (str, dict, ContentHandler)):
+            return value
+        return ContentHandler.resolve(value)
 
     @field_validator("transport")
     @classmethod
@@ -128,6 +182,7 @@ class AdapterBase(BaseModel):
             raise ConfigurationError("pass client= or transport=, not both (a transport owns its client)")
         self._handler = ContentHandler.resolve(self.content_handler)
         self._routing().to_params(INVOKE, default_attributes=self._handler.custom_attributes)
+        parameters(self._spec(), {}, None)  # a handler may refuse a standard field (langchain-aws objects)
 
     # -- configuration as data ----------------------------------------------------------
 
@@ -181,7 +236,10 @@ class AdapterBase(BaseModel):
 
     def _spec(self) -> RequestSpec:
         """The request defaults the fields give (generation fields: see ``GenerativeBase``)."""
-        return RequestSpec(self.endpoint_name, self._handler, self._routing(), dict(self.model_kwargs))
+        return RequestSpec(
+            self.endpoint_name, self._handler, self._routing(), dict(self.model_kwargs),
+            owner=type(self).__name__, call_kwargs=self._call_kwargs,
+        )
 
     def _policy(self) -> RetryPolicy:
         return RetryPolicy(max_retries=self.max_retries, timeout=self.timeout)
@@ -280,7 +338,7 @@ class GenerativeBase(AdapterBase, _GenerationFields):
         standard = {name: getattr(self, name) for name in STANDARD_PARAMETERS}
         return RequestSpec(
             self.endpoint_name, self._handler, self._routing(), dict(self.model_kwargs), standard,
-            list(self.stop) if self.stop else None,
+            list(self.stop) if self.stop else None, owner=type(self).__name__, call_kwargs=self._call_kwargs,
         )
 
     def _replies(self) -> Replies:

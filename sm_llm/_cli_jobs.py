@@ -87,7 +87,8 @@ def _submit(args: argparse.Namespace) -> int:
         request_ttl_seconds=args.request_ttl,
         invocation_timeout_seconds=args.invocation_timeout,
     )
-    kwargs = param_values(args.param)
+    body_params = param_values(args.param)
+    kwargs: dict[str, Any] = {"model_kwargs": body_params} if body_params else {}
     for key, value in (
         ("max_tokens", args.max_tokens),
         ("temperature", args.temperature),

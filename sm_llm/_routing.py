@@ -25,6 +25,7 @@ __all__ = [
     "Operation",
     "Routing",
     "format_custom_attributes",
+    "routing_from_endpoint_kwargs",
 ]
 
 Operation = Literal["InvokeEndpoint", "InvokeEndpointWithResponseStream", "InvokeEndpointAsync"]
@@ -110,6 +111,44 @@ class Routing:
 ROUTING_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Routing))
 
 
+# langchain-aws's endpoint_kwargs keys (invoke_endpoint's own names) → our routing fields
+_BY_PARAMETER = {param: name for name, (param, *_) in _RULES.items()}
+# set by the adapter from the content handler or the endpoint name, never by endpoint_kwargs
+_NOT_ROUTING = {
+    "Accept": "the accept type comes from the content handler",
+    "ContentType": "the content type comes from the content handler",
+    "Body": "the body is rendered by the content handler",
+    "EndpointName": "use endpoint_name=",
+}
+
+
+def routing_from_endpoint_kwargs(endpoint_kwargs: Any) -> dict[str, Any]:
+    """langchain-aws's ``endpoint_kwargs`` (``{"CustomAttributes": "accept_eula=true"}``)
+    as routing fields (``{"custom_attributes": "accept_eula=true"}``).
+
+    Keys are ``InvokeEndpoint``'s parameter names; the field names are accepted too.
+    Anything else is refused with :class:`ConfigurationError`.
+    """
+    from sm_llm._names import did_you_mean
+
+    if endpoint_kwargs is None:
+        return {}
+    if not isinstance(endpoint_kwargs, Mapping):
+        raise ConfigurationError(
+            f"endpoint_kwargs must be a mapping, not {type(endpoint_kwargs).__name__}"
+        )
+    fields: dict[str, Any] = {}
+    for key, value in endpoint_kwargs.items():
+        name = _BY_PARAMETER.get(key, key if key in _RULES else None)
+        if name is None:
+            reason = _NOT_ROUTING.get(key) or (
+                f"known keys: {', '.join(_BY_PARAMETER)}{did_you_mean(str(key), _BY_PARAMETER)}"
+            )
+            raise ConfigurationError(f"endpoint_kwargs: {key!r} is not a routing option ({reason})")
+        fields[name] = value
+    return fields
+
+
 def _check(name: str, value: str, max_len: int, pattern: re.Pattern[str] | None) -> None:
     if not value and name not in _MAY_BE_EMPTY:
         raise ConfigurationError(f"{name} must not be empty")
@@ -193,10 +232,11 @@ def check_body_size(body: bytes, operation: Operation) -> None:
     if operation == ASYNC:
         raise ConfigurationError(
             f"the request body is {len(body):,} bytes; inline asynchronous bodies are limited "
-            f"to {limit:,} bytes — set async_inference.input_s3_uri to upload it to S3 instead"
+            f"to {limit:,} bytes", field="input_s3_uri",
+            advice="set async_inference.input_s3_uri to upload it to S3 instead",
         )
     raise ConfigurationError(
         f"the request body is {len(body):,} bytes; real-time invocations are limited to "
-        f"{limit:,} bytes (6 MiB) — use asynchronous inference (async_inference=...) for "
-        "payloads up to 1 GB"
+        f"{limit:,} bytes (6 MiB)", field="async_inference",
+        advice="use asynchronous inference (async_inference=...) for payloads up to 1 GB",
     )

@@ -61,12 +61,15 @@ class ChatSageMaker(GenerativeBase, BaseChatModel):
     """
 
     content_handler: Any = "openai"
+    """Preset (default ``openai``), YAML path, mapping, ``ContentHandler``, or a
+    langchain-aws chat handler object (it receives the messages)."""
     chat_template: str | None = None
     """For text containers: a chat-template preset, a path, or an inline Jinja template."""
     chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra variables for the chat template (e.g. ``bos_token``)."""
 
     _template: ChatTemplate | None = PrivateAttr(default=None)
+    _call_kwargs = _CHAT_KWARGS
 
     def model_post_init(self, context: Any, /) -> None:
         """Resolve handler and chat template (no client is created here)."""
@@ -79,6 +82,14 @@ class ChatSageMaker(GenerativeBase, BaseChatModel):
                     "to a .jinja / tokenizer_config.json file, or an inline template)"
                 )
             self._template = ChatTemplate.resolve(self.chat_template)
+        elif self.chat_template is not None or self.chat_template_kwargs:
+            given = "chat_template" if self.chat_template is not None else "chat_template_kwargs"
+            raise ConfigurationError(
+                f"{given} would be ignored: content handler {self.handler.name!r} sends the chat "
+                "messages and the container applies its own chat template. Remove it, or use a "
+                "text handler (tgi, lmi, jumpstart...) to render the prompt with this template "
+                "(vLLM's chat_template_kwargs request field goes in model_kwargs)"
+            )
 
     @property
     def _llm_type(self) -> str:

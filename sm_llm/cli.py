@@ -1,7 +1,8 @@
 """The ``sm-llm`` command line: invoke, render, handlers, local serve.
 
 Bad input prints one line on stderr and exits 2; a failed call prints one line
-and exits 1. No tracebacks for either.
+and exits 1. No tracebacks for either. Errors name the command's flags, not the
+library's field names (``--region``, not ``region_name=``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from sm_llm._cli_jobs import add_job_parser, run_job_command
 from sm_llm._routing import INVOKE, STREAM
 from sm_llm.chat_models import ChatSageMaker
 from sm_llm.config import config_schema, load_config, masked
-from sm_llm.errors import ConfigurationError, SageMakerError
+from sm_llm.embeddings import SageMakerEmbeddings
+from sm_llm.errors import (
+    ConfigurationError,
+    EndpointNotFoundError,
+    ModelError,
+    RequestValidationError,
+    SageMakerError,
+)
 from sm_llm.handlers import ContentHandler, list_presets
 from sm_llm.transports.wire import describe_request
 
@@ -33,6 +41,26 @@ _ROUTING_FLAGS = {
     "session_id": "--session-id",
     "inference_id": "--inference-id",
 }
+
+# What to do, in this command line's terms, for a ConfigurationError naming a field.
+_ADVICE = {
+    "region_name": "pass --region (e.g. --region us-east-1), or set AWS_REGION",
+    "credentials_profile_name": (
+        "pass --profile NAME, set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+        "or set the keys in a --config file"
+    ),
+    "allow_remote": "pass --allow-remote to expose it",
+    "name": "pass --name NAME",
+    "async_inference": (
+        "send it as an asynchronous job instead: sm-llm job submit --input-s3-uri s3://bucket/prefix/ ..."
+    ),
+    "input_s3_uri": "pass --input-s3-uri s3://bucket/prefix/ to upload it to S3 instead",
+    "port": "pick another --port (--port 0 takes any free one)",
+}
+_HANDLER_HINT = (
+    "the endpoint refused the request body; if its container does not speak this handler's "
+    "format, try another --handler (see 'sm-llm handlers')"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,13 +82,20 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from sm_llm import __version__
+
     parser = _Parser(prog="sm-llm", description="LLMs on Amazon SageMaker endpoints, from the shell.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     invoke = commands.add_parser("invoke", help="call an endpoint and print the reply")
     _add_model_args(invoke)
     invoke.add_argument("--stream", action="store_true", help="print tokens as they arrive")
-    invoke.add_argument("--json", action="store_true", help="print text and metadata as JSON")
+    invoke.add_argument(
+        "--json", action="store_true",
+        help="print text and metadata as JSON; with --stream, JSON lines: {\"delta\": ...} per "
+        "chunk, then the text and metadata",
+    )
 
     render = commands.add_parser("render", help="print the exact request (sends nothing)")
     _add_model_args(render)
@@ -91,12 +126,33 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _llm(args: argparse.Namespace) -> Any:
+def _llm(args: argparse.Namespace, **settings: Any) -> Any:
     """The adapter: ``--config`` (any kind, via :func:`sm_llm.load_config`) with the
-    command-line flags on top, or ``SageMakerLLM`` from flags alone."""
-    fields: dict[str, Any] = {"kind": "llm"}
+    command-line flags (and ``settings``) on top, or ``SageMakerLLM`` from flags alone."""
+    fields = _flag_fields(args)
+    fields.update(settings)
+    extra = param_values(args.param)
     if args.config:
-        fields = load_config(args.config, name=args.name).to_config()
+        adapter = load_config(args.config, name=args.name)
+        if isinstance(adapter, SageMakerEmbeddings):
+            raise ConfigurationError("an embeddings model cannot generate text; pick a llm or chat model")
+        if not fields and not extra:
+            return adapter  # exactly what load_config built: credentials and all
+        # the file's fields as load_config set them (secrets included), the flags on top
+        merged = {name: getattr(adapter, name) for name in adapter.model_fields_set}
+        if extra:
+            fields["model_kwargs"] = {**merged.get("model_kwargs", {}), **extra}
+        return type(adapter)(**{**merged, **fields})
+    if "endpoint_name" not in fields:
+        raise ConfigurationError("--endpoint (or endpoint_name in --config) is required")
+    if extra:
+        fields["model_kwargs"] = extra
+    return load_config({"kind": "llm", **fields})
+
+
+def _flag_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The adapter fields given as flags."""
+    fields: dict[str, Any] = {}
     for key, value in (
         ("endpoint_name", args.endpoint),
         ("content_handler", args.handler),
@@ -110,14 +166,7 @@ def _llm(args: argparse.Namespace) -> Any:
     ):
         if value is not None:
             fields[key] = value
-    extra = {**(fields.pop("model_kwargs", None) or {}), **param_values(args.param)}
-    if "endpoint_name" not in fields:
-        raise ConfigurationError("--endpoint (or endpoint_name in --config) is required")
-    if extra:
-        fields["model_kwargs"] = extra
-    if fields["kind"] == "embeddings":
-        raise ConfigurationError("an embeddings model cannot generate text; pick a llm or chat model")
-    return load_config(fields)
+    return fields
 
 
 def _text(output: Any) -> str:
@@ -126,6 +175,8 @@ def _text(output: Any) -> str:
 
 
 def _invoke(args: argparse.Namespace) -> int:
+    if args.stream and args.json:
+        return _stream_json(args)
     llm = _llm(args)
     prompt = read_prompt(args.prompt)
     if args.stream:
@@ -137,13 +188,33 @@ def _invoke(args: argparse.Namespace) -> int:
     if not args.json:
         print(_text(llm.invoke(prompt)))
         return 0
-    if isinstance(llm, ChatSageMaker):  # metadata is on the message
-        message = llm.invoke(prompt)
-        text, info = _text(message), dict(message.response_metadata)
-    else:
-        generation = llm.generate([prompt]).generations[0][0]
-        text, info = generation.text, dict(generation.generation_info or {})
+    text, info = _reply(llm, prompt)
     print(json.dumps({"text": text, **info}, indent=2, default=str))
+    return 0
+
+
+def _reply(llm: Any, prompt: str, callbacks: list[Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """The reply's text and metadata (finish reason, usage, request id...)."""
+    if isinstance(llm, ChatSageMaker):  # metadata is on the message
+        message = llm.invoke(prompt, config={"callbacks": callbacks})
+        return _text(message), dict(message.response_metadata)
+    generation = llm.generate([prompt], callbacks=callbacks).generations[0][0]
+    return generation.text, dict(generation.generation_info or {})
+
+
+def _stream_json(args: argparse.Namespace) -> int:
+    """``--stream --json``: JSON lines, ``{"delta": text}`` per chunk as it arrives, then
+    the object ``--json`` prints (whole text and metadata) on one line."""
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class _Deltas(BaseCallbackHandler):
+        def on_llm_new_token(self, token: Any, **kwargs: Any) -> None:
+            if isinstance(token, str) and token:
+                print(json.dumps({"delta": token}), flush=True)
+
+    llm = _llm(args, streaming=True)  # invoke streams and joins; tokens reach callbacks
+    text, info = _reply(llm, read_prompt(args.prompt), callbacks=[_Deltas()])
+    print(json.dumps({"text": text, **info}, default=str), flush=True)
     return 0
 
 
@@ -155,15 +226,15 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _handlers() -> int:
-    rows = []
+    rows = [("preset", "input", "stream", "description")]
     for name in list_presets():
         handler = ContentHandler.from_preset(name)
-        stream = handler.stream.format if handler.stream else "-"
+        spec = handler.stream
+        stream = "-" if spec is None else "whole reply" if spec.whole_reply else spec.format
         rows.append((name, handler.input, stream, handler.description))
-    width = max(len(r[0]) for r in rows)
-    print(f"{'preset':<{width}}  input     stream  description")
-    for name, kind, stream, description in rows:
-        print(f"{name:<{width}}  {kind:<8}  {stream:<6}  {description}")
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for *cells, description in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)), description, sep="  ")
     return 0
 
 
@@ -179,10 +250,20 @@ def _config(args: argparse.Namespace) -> int:
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigurationError(f"cannot read {args.file}: {exc}") from exc
     names = [args.name] if args.name else list((data.get("models") or {}) if isinstance(data, dict) else []) or [None]
-    resolved = {}
-    for name in names:
-        adapter = load_config(args.file, name=name)
+    resolved, problems = {}, []
+    for name in names:  # every model is checked, and every problem reported at once
+        try:
+            adapter = load_config(args.file, name=name)
+        except ConfigurationError as exc:
+            problems += [problem for problem in exc.problems if problem not in problems]
+            continue
         resolved[name or "model"] = masked(adapter)
+    if len(problems) == 1:
+        raise ConfigurationError(problems[0])
+    if problems:
+        raise ConfigurationError(
+            f"{len(problems)} problems in {args.file}:\n  " + "\n  ".join(problems), problems=tuple(problems)
+        )
     out = resolved if len(names) > 1 or names[0] else resolved["model"]
     print(yaml.safe_dump(out, sort_keys=False, allow_unicode=True), end="")
     print(f"ok: {args.file} ({len(names)} model{'s' if len(names) > 1 else ''})", file=sys.stderr)
@@ -224,13 +305,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_job_command(args)
         return _serve(args)
     except ConfigurationError as exc:
-        print(f"sm-llm: error: {exc}", file=sys.stderr)
+        print(f"sm-llm: error: {_error_text(exc)}", file=sys.stderr)
         return 2
     except SageMakerError as exc:
         print(f"sm-llm: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if args.command == "invoke" and _refused_body(exc):
+            print(f"sm-llm: hint: {_HANDLER_HINT}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _error_text(exc: ConfigurationError) -> str:
+    """The message, with the advice in flags when the error names a field."""
+    advice = _ADVICE.get(exc.field) if exc.field else None
+    return f"{exc.problem}: {advice}" if advice else str(exc)
+
+
+def _refused_body(exc: SageMakerError) -> bool:
+    """A 400 about the request itself (not a missing endpoint): maybe the wrong handler."""
+    if isinstance(exc, ModelError):  # the container's own 4xx, passed on as a 424
+        return exc.original_status_code in (400, 415, 422)
+    return isinstance(exc, RequestValidationError) and not isinstance(exc, EndpointNotFoundError)
 
 
 if __name__ == "__main__":  # pragma: no cover

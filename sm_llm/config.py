@@ -31,8 +31,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from sm_llm._names import did_you_mean
 from sm_llm._registry import KINDS, adapter_class, kind_of
 from sm_llm._validation import is_file
+from sm_llm._yaml_source import Problems, YamlSource
 from sm_llm.errors import ConfigurationError
 
 __all__ = ["config_fields", "config_schema", "load_config", "masked", "to_config"]
@@ -49,66 +51,7 @@ def config_fields(kind: str) -> dict[str, Any]:
     return {name: f for name, f in cls.model_fields.items() if name not in _NOT_CONFIG}
 
 
-class _Source:
-    """A YAML document with line numbers for every dotted path."""
-
-    def __init__(self, text: str, name: str) -> None:
-        import yaml
-
-        self.name = name
-        try:
-            self.node = yaml.compose(text, Loader=yaml.SafeLoader)
-            self.data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{name}:{mark.line + 1}" if mark is not None else name
-            raise ConfigurationError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
-
-    def line(self, path: tuple[str | int, ...]) -> int | None:
-        node = self.node
-        line = node.start_mark.line + 1 if node is not None else None
-        for key in path:
-            if node is None:
-                break
-            child = None
-            if getattr(node, "id", "") == "mapping":
-                for key_node, value_node in node.value:
-                    if key_node.value == key:
-                        child, line = value_node, key_node.start_mark.line + 1
-                        break
-            elif getattr(node, "id", "") == "sequence" and isinstance(key, int) and key < len(node.value):
-                child = node.value[key]
-                line = child.start_mark.line + 1
-            node = child
-        return line
-
-
-class _Problems:
-    def __init__(self, source: _Source | None) -> None:
-        self.source = source
-        self.items: list[tuple[int, str]] = []
-
-    def add(self, path: tuple[str | int, ...], message: str) -> None:
-        dotted = ".".join(str(p) for p in path) or "(top)"
-        if self.source is None:  # a mapping given in Python: no file, no lines
-            self.items.append((0, f"{dotted}: {message}"))
-            return
-        line = self.source.line(path)
-        self.items.append((line or 0, f"{self.source.name}{f':{line}' if line else ''} {dotted}: {message}"))
-
-    def raise_if_any(self) -> None:
-        if len(self.items) == 1:
-            raise ConfigurationError(self.items[0][1])
-        if self.items:
-            count = len(self.items)
-            lines = [text for _, text in sorted(self.items, key=lambda item: item[0])]
-            raise ConfigurationError(
-                f"{count} problem{'s' if count > 1 else ''} in the configuration:\n  "
-                + "\n  ".join(lines)
-            )
-
-
-def _interpolate(value: Any, path: tuple[str | int, ...], problems: _Problems) -> Any:
+def _interpolate(value: Any, path: tuple[str | int, ...], problems: Problems) -> Any:
     if isinstance(value, dict):
         return {k: _interpolate(v, (*path, k), problems) for k, v in value.items()}
     if isinstance(value, list):
@@ -152,7 +95,7 @@ def _resolve_paths(fields: dict[str, Any], base_dir: Path | None) -> None:
 
 
 def _build(
-    kind: Any, fields: dict[str, Any], raw: dict[str, Any], path: tuple[str | int, ...], problems: _Problems
+    kind: Any, fields: dict[str, Any], raw: dict[str, Any], path: tuple[str | int, ...], problems: Problems
 ) -> Any:
     if kind not in KINDS:
         problems.add((*path, "kind"), f"must be one of {', '.join(KINDS)} (got {kind!r})")
@@ -163,8 +106,7 @@ def _build(
     for key, value in fields.items():
         name = aliases.get(key, key)
         if name not in allowed:
-            close = [k for k in allowed if k.split("_")[0] == str(key).split("_")[0]]
-            hint = f" (did you mean {', '.join(close[:3])}?)" if close else ""
+            hint = did_you_mean(str(key), [*allowed, *aliases])
             problems.add((*path, key), f"unknown field for kind {kind}{hint}")
             continue
         literal = isinstance(raw.get(key), str) and "${" not in raw[key]
@@ -203,7 +145,7 @@ def _build(
     return None
 
 
-def _precheck(fields: dict[str, Any], path: tuple[str | int, ...], problems: _Problems) -> None:
+def _precheck(fields: dict[str, Any], path: tuple[str | int, ...], problems: Problems) -> None:
     """Check routing values, the handler and the chat template one by one, so that every
     problem is reported (construction stops at the first)."""
     from pydantic import ValidationError
@@ -236,7 +178,7 @@ def load_config(source: str | Path | dict[str, Any], name: str | None = None) ->
     A file with several adapters under ``models:`` needs ``name=`` (unless it
     holds exactly one); ``defaults:`` are merged into each.
     """
-    parsed: _Source | None = None
+    parsed: YamlSource | None = None
     base_dir: Path | None = None
     if isinstance(source, dict):
         data: Any = source
@@ -250,11 +192,11 @@ def load_config(source: str | Path | dict[str, Any], name: str | None = None) ->
                 content = path.read_text(encoding="utf-8")
             except OSError as exc:
                 raise ConfigurationError(f"cannot read {path}: {exc}") from exc
-            parsed, base_dir = _Source(content, path.name), path.resolve().parent
+            parsed, base_dir = YamlSource(content, path.name), path.resolve().parent
         else:
-            parsed = _Source(text, "<string>")
+            parsed = YamlSource(text, "<string>")
         data = parsed.data
-    problems = _Problems(parsed)
+    problems = Problems(parsed)
     if not isinstance(data, dict):
         problems.add((), "a configuration must be a mapping")
         problems.raise_if_any()
@@ -273,7 +215,9 @@ def load_config(source: str | Path | dict[str, Any], name: str | None = None) ->
         if name is None and len(models) == 1:
             name = next(iter(models))
         if name is None:
-            raise ConfigurationError(f"several models are defined ({', '.join(models)}): pass name=")
+            raise ConfigurationError(
+                f"several models are defined ({', '.join(models)})", field="name", advice="pass name="
+            )
         if name not in models:
             raise ConfigurationError(f"no model named {name!r}; defined: {', '.join(models) or 'none'}")
         entry = models[name]

@@ -9,8 +9,9 @@ are a :class:`~sm_llm.errors.ConfigurationError` at construction.
 Content handlers for embeddings follow one convention (the ``tei``,
 ``openai-embeddings`` and ``jumpstart-embeddings`` presets, and your own YAML):
 
-* ``input: messages`` — the request template receives a batch as ``messages``,
-  one ``{"role": "user", "content": text}`` per text, in order;
+* ``input: texts`` — the request template receives a batch as ``messages``,
+  one ``{"role": "user", "content": text}`` per text, in order (``input: messages``,
+  the earlier spelling, is accepted too);
 * ``parameters`` are ``model_kwargs`` (after ``default_parameters``);
 * ``response.text`` is the JMESPath that selects the vectors: an array holding one
   array of numbers per input text, in input order. It is evaluated here on the
@@ -32,7 +33,7 @@ from functools import cached_property
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from sm_llm._adapter import AdapterBase
 from sm_llm._core.request import PreparedRequest
@@ -68,8 +69,6 @@ class SageMakerEmbeddings(AdapterBase, Embeddings):
     is per instance: the embeddings interface has no per-call options.
     """
 
-    model_config = ConfigDict(extra="forbid")  # a field embeddings do not honour is an error
-
     content_handler: str | ContentHandler | dict[str, Any] = "tei"
     """Preset (``tei``, ``openai-embeddings``, ``jumpstart-embeddings``), YAML path,
     mapping or ``ContentHandler`` following the embeddings convention (module docstring)."""
@@ -81,10 +80,18 @@ class SageMakerEmbeddings(AdapterBase, Embeddings):
     def model_post_init(self, context: Any, /) -> None:
         """Resolve and check the handler (as the base does), and that it takes a batch."""
         super().model_post_init(context)
-        if self.handler.input != "messages":
+        from sm_llm._lc_aws import LangChainAwsHandler
+
+        if isinstance(self.handler, LangChainAwsHandler):
+            raise ConfigurationError(
+                f"content handler {self.handler.name!r}: langchain-aws handler objects work with "
+                "SageMakerLLM and ChatSageMaker; for embeddings use a preset (tei, "
+                "openai-embeddings, jumpstart-embeddings) or a YAML handler"
+            )
+        if self.handler.input not in ("texts", "messages"):
             raise ConfigurationError(
                 f"content handler {self.handler.name!r} takes a prompt, not a batch of texts: "
-                "embedding handlers declare input: messages (presets: tei, openai-embeddings, "
+                "embedding handlers declare input: texts (presets: tei, openai-embeddings, "
                 "jumpstart-embeddings)"
             )
         self._vectors_getter  # noqa: B018 - compiles the expression now

@@ -58,7 +58,27 @@ class SageMakerError(lc.ModelError):
 
 
 class ConfigurationError(SageMakerError, ValueError):
-    """Bad field, routing, payload size, preset or template — raised before any request."""
+    """Bad field, routing, payload size, preset or template — raised before any request.
+
+    When the remedy is to set one field or argument, ``field`` names it (``"region_name"``)
+    and ``problem`` is the message without the advice, so that a front end can give the
+    advice in its own terms (the CLI says ``--region``). ``problems`` lists each problem
+    on its own: a configuration file can have several.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        advice: str | None = None,
+        problems: tuple[str, ...] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(f"{message}: {advice}" if advice else message, **kwargs)
+        self.problem = message
+        self.field = field
+        self.problems = problems if problems is not None else (self.message,)
 
 
 class RequestValidationError(SageMakerError, lc.ModelInvalidRequestError):

@@ -32,6 +32,7 @@ __all__ = [
     "StreamSpec",
     "UsageSpec",
     "list_presets",
+    "quote_body",
     "templates_dir",
 ]
 
@@ -87,6 +88,10 @@ class StreamSpec(_Spec):
     """How a streamed reply is framed and where things are in each record."""
 
     format: StreamFormat
+    whole_reply: bool = Field(
+        default=False,
+        description="the container does not stream: the streaming route relays its whole reply as one record",
+    )
     text: str | None = None
     skip: str | None = Field(
         default=None, description="JMESPath; a truthy result drops the record's text (special tokens)"
@@ -174,7 +179,8 @@ def _read_usage(getters: tuple[tuple[str, Getter], ...], data: Any) -> dict[str,
     return usage
 
 
-def _snippet(body: bytes | str) -> str:
+def quote_body(body: bytes | str) -> str:
+    """The start of a reply body (or record) for an error message."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     return text[:_SNIPPET] + ("…" if len(text) > _SNIPPET else "")
 
@@ -188,8 +194,12 @@ class ContentHandler(BaseModel):
     description: str = ""
     content_type: str = "application/json"
     accept: str = "application/json"
-    input: Literal["prompt", "messages"] = Field(
-        default="prompt", description="whether the container takes a prompt string or chat messages"
+    input: Literal["prompt", "messages", "texts"] = Field(
+        default="prompt",
+        description=(
+            "what the container takes: a prompt string, chat messages, or a batch of texts "
+            "(embeddings; the template receives them as `messages`, one user message per text)"
+        ),
     )
     request_template: str
     parameters: dict[str, str | None] = Field(
@@ -237,12 +247,17 @@ class ContentHandler(BaseModel):
         return handler
 
     @classmethod
-    def resolve(cls, value: str | Path | dict[str, Any] | ContentHandler) -> ContentHandler:
-        """A handler from what a user may write: preset name, YAML path, mapping or handler."""
+    def resolve(cls, value: str | Path | dict[str, Any] | ContentHandler | Any) -> ContentHandler:
+        """A handler from what a user may write: preset name, YAML path, mapping, handler,
+        or a langchain-aws handler object (``transform_input`` / ``transform_output``)."""
         if isinstance(value, ContentHandler):
             return value
         if isinstance(value, dict):
             return cls.from_dict(value)
+        if not isinstance(value, (str, Path)):
+            from sm_llm._lc_aws import LangChainAwsHandler
+
+            return LangChainAwsHandler.wrap(value)  # refuses, naming what is missing, if not one
         text = str(value)
         if isinstance(value, Path) or text.endswith((".yaml", ".yml")) or "/" in text:
             return cls.from_file(text)
@@ -274,7 +289,7 @@ class ContentHandler(BaseModel):
                     for _, expression in value:
                         if expression is not None:
                             compile_expression(expression)
-                elif key != "format" and value is not None:  # pragma: no cover - schema forbids
+                elif key not in ("format", "whole_reply") and value is not None:  # pragma: no cover - schema forbids
                     raise ConfigurationError(f"unexpected value for {key}")
 
     # -- requests -----------------------------------------------------------------
@@ -345,7 +360,7 @@ class ContentHandler(BaseModel):
             except ValueError as exc:
                 raise ConfigurationError(
                     f"request template of {self.name!r} produced invalid JSON ({exc}): "
-                    f"{_snippet(body)}"
+                    f"{quote_body(body)}"
                 ) from exc
         return body
 
@@ -362,7 +377,7 @@ class ContentHandler(BaseModel):
             if "json" in self.accept:
                 raise ResponseParseError(
                     f"reply is not JSON as handler {self.name!r} expects",
-                    body_snippet=_snippet(body),
+                    body_snippet=quote_body(body),
                 ) from exc
             return ParsedOutput(text=body.decode("utf-8", "replace"), raw=body)
         spec = self.response
@@ -377,7 +392,7 @@ class ContentHandler(BaseModel):
         if text is None and not tool_calls:
             raise ResponseParseError(
                 f"reply has no text at {spec.text!r} (handler {self.name!r})",
-                body_snippet=_snippet(body),
+                body_snippet=quote_body(body),
             )
         if text is not None and not isinstance(text, str):
             text = json.dumps(text, ensure_ascii=False)
@@ -418,7 +433,7 @@ class ContentHandler(BaseModel):
             data = _loads(record)
         except ValueError as exc:
             raise StreamError(
-                f"stream record is not JSON as handler {self.name!r} expects: {_snippet(record)}"
+                f"stream record is not JSON as handler {self.name!r} expects: {quote_body(record)}"
             ) from exc
         text_get, skip_get, finish_get, tools_get, error_get, model_get, usage_gets = (
             self._stream_getters
@@ -427,7 +442,7 @@ class ContentHandler(BaseModel):
             raise StreamError(f"the container reported an error mid-stream: {detail}")
         finish = finish_get(data) if finish_get else None
         if finish is not None and (finish := normalize_finish_reason(finish)) == "error":
-            raise StreamError(f"the container ended the stream with an error: {_snippet(record)}")
+            raise StreamError(f"the container ended the stream with an error: {quote_body(record)}")
         text = text_get(data) if text_get else None
         if text is not None and skip_get is not None and skip_get(data):
             text = None

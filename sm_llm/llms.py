@@ -68,6 +68,17 @@ class SageMakerLLM(GenerativeBase, BaseLLM):
         configs = get_config_list(config, count)
         return bool(count) and configs[0].get("max_concurrency") is not None and self.async_inference is None
 
+    def _per_item(
+        self, config: RunnableConfig | list[RunnableConfig] | None, count: int
+    ) -> list[RunnableConfig]:
+        """Configs for one call per input (``return_exceptions=True``): langchain-core's
+        ``BaseLLM.batch`` would give every input the first failure. ``max_concurrency``
+        defaults to ``max_connections``, as a whole batch's concurrency does."""
+        configs = get_config_list(config, count)
+        if configs and configs[0].get("max_concurrency") is None:
+            configs = [{**c, "max_concurrency": self.max_connections} for c in configs]
+        return configs
+
     def batch(
         self,
         inputs: list[LanguageModelInput],
@@ -76,9 +87,13 @@ class SageMakerLLM(GenerativeBase, BaseLLM):
         return_exceptions: bool = False,
         **kwargs: Any,
     ) -> list[str]:
-        """Like ``BaseLLM.batch``; with ``max_concurrency`` a window of that many calls."""
+        """Like ``BaseLLM.batch``; with ``max_concurrency`` a window of that many calls.
+        With ``return_exceptions=True`` a failing input fails only its own item."""
         if self._sliding(config, len(inputs)):
             return Runnable.batch(self, inputs, config, return_exceptions=return_exceptions, **kwargs)
+        if return_exceptions and len(inputs) > 1:
+            configs = self._per_item(config, len(inputs))
+            return Runnable.batch(self, inputs, configs, return_exceptions=True, **kwargs)
         return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
 
     async def abatch(
@@ -89,9 +104,13 @@ class SageMakerLLM(GenerativeBase, BaseLLM):
         return_exceptions: bool = False,
         **kwargs: Any,
     ) -> list[str]:
-        """Like ``BaseLLM.abatch``; with ``max_concurrency`` a window of that many calls."""
+        """Like ``BaseLLM.abatch``; with ``max_concurrency`` a window of that many calls.
+        With ``return_exceptions=True`` a failing input fails only its own item."""
         if self._sliding(config, len(inputs)):
             return await Runnable.abatch(self, inputs, config, return_exceptions=return_exceptions, **kwargs)
+        if return_exceptions and len(inputs) > 1:
+            configs = self._per_item(config, len(inputs))
+            return await Runnable.abatch(self, inputs, configs, return_exceptions=True, **kwargs)
         return await super().abatch(inputs, config, return_exceptions=return_exceptions, **kwargs)
 
     # -- whole replies ------------------------------------------------------------

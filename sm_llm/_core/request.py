@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sm_llm._core.retry import RetryState
+from sm_llm._names import did_you_mean
 from sm_llm._routing import ASYNC, ROUTING_FIELDS, STREAM, Operation, Routing, check_body_size
 from sm_llm.errors import ConfigurationError
 from sm_llm.handlers import ContentHandler
@@ -20,6 +21,7 @@ __all__ = [
     "STANDARD_PARAMETERS",
     "PreparedRequest",
     "RequestSpec",
+    "parameters",
     "prepare",
     "reply_metadata",
     "split_kwargs",
@@ -27,6 +29,8 @@ __all__ = [
 ]
 
 STANDARD_PARAMETERS = ("max_tokens", "temperature", "top_p")
+# Per-call keyword arguments LangChain itself may pass down (never sent to the container).
+_LANGCHAIN_CALL_KWARGS = ("stream",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,10 @@ class RequestSpec:
     standard: Mapping[str, Any] = field(default_factory=dict)
     """``max_tokens`` / ``temperature`` / ``top_p`` as the fields set them (``None``: unset)."""
     stop: list[str] | None = None
+    owner: str = "the adapter"
+    """Who the requests are for, in error messages (the adapter's class name)."""
+    call_kwargs: tuple[str, ...] = ()
+    """Per-call keyword arguments the adapter consumes itself (chat: ``tools``...)."""
 
     def model_name(self, given: Mapping[str, Any] | None = None) -> str:
         """Inference component, target model or endpoint — the most specific wins.
@@ -66,20 +74,41 @@ class RequestSpec:
         )
 
 
-def split_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_kwargs(spec: RequestSpec, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Per-call kwargs → (routing overrides, generation parameters); ``kwargs`` is emptied
-    of the routing names."""
+    of the routing names.
+
+    Per call, only the routing fields, the standard parameters (``max_tokens``,
+    ``temperature``, ``top_p``) and ``model_kwargs={...}`` (container names, sent
+    as they are) are taken; any other name is refused, never sent or dropped.
+    """
     routing = {k: kwargs.pop(k) for k in ROUTING_FIELDS if k in kwargs}
+    for key in _LANGCHAIN_CALL_KWARGS:
+        kwargs.pop(key, None)
+    unknown = [key for key in kwargs if key not in STANDARD_PARAMETERS and key != "model_kwargs"]
+    if unknown:
+        known = (*STANDARD_PARAMETERS, "model_kwargs", "stop", *ROUTING_FIELDS, *spec.call_kwargs)
+        problems = "; ".join(f"{key}{did_you_mean(key, known)}" for key in unknown)
+        raise ConfigurationError(
+            f"unknown keyword argument{'s' if len(unknown) > 1 else ''} for "
+            f"{spec.owner}: {problems}. Per call, pass routing fields, max_tokens, "
+            f"temperature, top_p, or container parameters as model_kwargs={{{unknown[0]!r}: ...}}"
+        )
+    call_model_kwargs = kwargs.get("model_kwargs")
+    if call_model_kwargs is not None and not isinstance(call_model_kwargs, Mapping):
+        raise ConfigurationError(
+            f"model_kwargs must be a mapping, not {type(call_model_kwargs).__name__}"
+        )
     return routing, kwargs
 
 
-def _parameters(spec: RequestSpec, call_params: dict[str, Any], stop: list[str] | None) -> dict[str, Any]:
+def parameters(spec: RequestSpec, call_params: Mapping[str, Any], stop: list[str] | None) -> dict[str, Any]:
+    """The container parameters of one request: the fields' values, then the call's."""
     standard: dict[str, Any] = {k: spec.standard.get(k) for k in STANDARD_PARAMETERS}
-    extra = dict(spec.model_kwargs)
-    for key in list(call_params):
-        if key in STANDARD_PARAMETERS:
-            standard[key] = call_params.pop(key)
-    extra.update(call_params)
+    extra = {**spec.model_kwargs, **(call_params.get("model_kwargs") or {})}
+    for key in STANDARD_PARAMETERS:
+        if key in call_params:
+            standard[key] = call_params[key]
     standard["stop"] = stop or None
     return spec.handler.build_parameters(standard, extra)
 
@@ -99,7 +128,7 @@ def prepare(
     For ``InvokeEndpointAsync`` the body size is checked when the job is submitted,
     which uploads large bodies to S3 instead of sending them inline.
     """
-    overrides, call_params = split_kwargs(dict(kwargs))
+    overrides, call_params = split_kwargs(spec, dict(kwargs))
     stop = list(stop) if stop is not None else (list(spec.stop) if spec.stop else None)
     stream = operation == STREAM
     handler = spec.handler
@@ -111,7 +140,7 @@ def prepare(
     body = handler.render_request(
         prompt,
         messages=messages,
-        parameters=_parameters(spec, call_params, stop),
+        parameters=parameters(spec, call_params, stop),
         stream=stream,
         **(render_extra or {}),
     )

@@ -162,7 +162,7 @@ class S3AsyncBackend:
         failure_name = f"{filename.split('.', 1)[0] if filename else name}-error.out"
         output = (self._output[0], self._output[1] + folder + output_name)
         failure = (self._failure[0], self._failure[1] + folder + failure_name)
-        self._ensure_buckets()
+        self.ensure_buckets()
         ttl = int(headers.get(_PREFIX + "requestttlseconds", 21600))
         timeout = int(headers.get(_PREFIX + "invocationtimeoutseconds", 900))
         delay_s = self._delay_ms(headers) / 1000.0
@@ -354,7 +354,8 @@ class S3AsyncBackend:
     def _put(self, where: tuple[str, str], data: bytes, content_type: str) -> None:
         self._client.put_object(Bucket=where[0], Key=where[1], Body=data, ContentType=content_type)
 
-    def _ensure_buckets(self) -> None:
+    def ensure_buckets(self) -> None:
+        """Create the output and failure buckets if missing (also done at the first job)."""
         with self._bucket_lock:
             for bucket in {self._output[0], self._failure[0]} - self._buckets:
                 try:

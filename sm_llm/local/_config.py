@@ -53,7 +53,6 @@ import re
 from pathlib import Path
 from typing import Any, Literal, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sm_llm.errors import ConfigurationError
@@ -83,7 +82,8 @@ ErrorCode = Literal[
     "ValidationError",
 ]
 #: ``fail_next`` also accepts transport faults: an abrupt reset, or a reply cut short.
-FaultCode = ErrorCode | Literal["ConnectionReset", "TruncatedBody"]
+#: (One flat Literal, so that a wrong code gets one message listing every accepted one.)
+FaultCode = Literal[ErrorCode, "ConnectionReset", "TruncatedBody"]
 
 _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
 
@@ -144,6 +144,13 @@ class VariantSpec(ModelSpec):
 
     name: str
     weight: float = Field(default=1.0, ge=0)
+
+
+def _message(err: Any) -> str:
+    """A pydantic error message in this package's words."""
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    return str(err["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
 
 
 def _check_name(value: str, what: str) -> str:
@@ -243,12 +250,30 @@ class ServerConfig(_Model):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ServerConfig:
-        """Load a config file (see the module docstring for its shape)."""
+        """Load a config file (see the module docstring for its shape). Every problem is
+        reported at once, with file, line and key: ``local.yaml:8 faults.fail_next.1: ...``."""
+        from pydantic import ValidationError
+
+        from sm_llm._yaml_source import (  # the one home of YAML-with-line-numbers
+            Problems,
+            YamlSource,
+        )
+
         try:
-            data: Any = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
             raise ConfigurationError(f"cannot read local endpoint config {path}: {exc}") from exc
-        return cls.from_dict(data or {})
+        source = YamlSource(text, Path(path).name)
+        try:
+            return cls.model_validate(source.data or {})
+        except ValidationError as exc:
+            problems = Problems(source)
+            for err in exc.errors():
+                # pydantic adds tags such as "[key]" or "function-after[...]" to locations
+                loc = tuple(p for p in err["loc"] if isinstance(p, int) or "[" not in p)
+                problems.add(loc, _message(err))
+            problems.raise_if_any()
+            raise  # pragma: no cover - a ValidationError always has errors
 
     @classmethod
     def from_dict(cls, data: Any) -> ServerConfig:

@@ -53,8 +53,8 @@ class LocalEndpoint:
     ) -> None:
         if not _is_loopback(host) and not allow_remote:
             raise ConfigurationError(
-                f"refusing to bind the local endpoint to non-loopback host {host!r}; "
-                "pass allow_remote=True to expose it"
+                f"refusing to bind the local endpoint to non-loopback host {host!r}",
+                field="allow_remote", advice="pass allow_remote=True to expose it",
             )
         self.config = config if config is not None else ServerConfig()
         self.host = host
@@ -204,26 +204,38 @@ def serve(
 
     ``with_s3`` also starts an S3 API (moto, loopback, ``s3_port`` or a free port) and
     serves ``InvokeEndpointAsync`` jobs through it; point clients at it with
-    ``AWS_ENDPOINT_URL_S3``.
+    ``AWS_ENDPOINT_URL_S3``. Its bucket (``sm-llm-local``) is created at start and named
+    in the output. A port already in use is a :class:`ConfigurationError`.
     """
     config = ServerConfig.from_yaml(config_path) if config_path else ServerConfig()
     endpoint = LocalEndpoint(config, host=host, port=port, upstream=upstream, allow_remote=allow_remote)
     with contextlib.ExitStack() as stack:
-        s3_line = None
+        s3_lines: list[str] = []
         if with_s3:
             from sm_llm.local._async import LocalS3, S3AsyncBackend
 
             s3 = stack.enter_context(LocalS3(port=s3_port))
-            endpoint.async_backend = S3AsyncBackend(
-                s3.url, region=config.region, account_id=config.account_id
-            )
-            s3_line = f"local S3 (moto) listening on {s3.url}: export AWS_ENDPOINT_URL_S3={s3.url}"
-        stack.enter_context(endpoint)
+            backend = S3AsyncBackend(s3.url, region=config.region, account_id=config.account_id)
+            backend.ensure_buckets()
+            endpoint.async_backend = backend
+            bucket = backend.output_path.removeprefix("s3://").split("/", 1)[0]
+            s3_lines = [
+                f"local S3 (moto) listening on {s3.url}: export AWS_ENDPOINT_URL_S3={s3.url}",
+                f"bucket {bucket} created: job outputs go to {backend.output_path}, failures to "
+                f"{backend.failure_path}; upload inputs there too (--input-s3-uri s3://{bucket}/async-input/)",
+            ]
+        try:
+            stack.enter_context(endpoint)
+        except OSError as exc:  # e.g. [Errno 98] Address already in use
+            raise ConfigurationError(
+                f"cannot listen on {endpoint.url}: {exc.strerror or exc}",
+                field="port", advice="pass another port (port=0 takes any free one)",
+            ) from exc
         line = f"sm-llm local endpoint listening on {endpoint.url} (endpoints: {', '.join(endpoint.endpoint_names)})"
         if endpoint.upstream is not None:
             line += f" -> upstream {endpoint.upstream.base_url}"
         with contextlib.suppress(KeyboardInterrupt):
             print(line, flush=True)
-            if s3_line is not None:
+            for s3_line in s3_lines:
                 print(s3_line, flush=True)
             threading.Event().wait()

@@ -54,13 +54,14 @@ ARGUMENT_PIECE = 8
 class ChatStyle:
     """How a server frames OpenAI-format streams.
 
-    ``sse``: ``data:`` lines (else bare JSON lines); ``space`` after ``data:``;
-    ``done``: a final ``[DONE]`` event; ``extra``: members added to every object.
+    ``sse``: ``data: `` lines (else bare JSON lines); ``done``: a final ``[DONE]``
+    event; ``extra``: members added to every object; ``tgi_chunks``: chat streams in
+    TGI's shape (see :func:`_tgi_stream`) instead of vLLM's.
     """
 
     sse: bool = True
-    space: bool = True
     done: bool = True
+    tgi_chunks: bool = False
     content_type: str = "text/event-stream"
     id_prefix: str = "chatcmpl-"
     extra: tuple[tuple[str, Any], ...] = ()
@@ -70,13 +71,13 @@ class ChatStyle:
         data = compact_json({**obj, **dict(self.extra)})
         if not self.sse:
             return data + b"\n"
-        return (b"data: " if self.space else b"data:") + data + b"\n\n"
+        return b"data: " + data + b"\n\n"
 
     def done_frame(self) -> bytes:
         """The end-of-stream record (empty when the style has none)."""
         if not (self.sse and self.done):
             return b""
-        return b"data: [DONE]\n\n" if self.space else b"data:[DONE]\n\n"
+        return b"data: [DONE]\n\n"
 
 
 OPENAI = ChatStyle()
@@ -131,11 +132,13 @@ def _finish(generation: Generation) -> str:
     return "length" if generation.finish_reason == "length" else "stop"
 
 
-def _usage(generation: Generation) -> dict[str, int]:
+def _usage(generation: Generation, n: int) -> dict[str, int]:
+    """Token counts; the completion tokens of all ``n`` choices add up, as in vLLM."""
+    completion = generation.completion_tokens * n
     return {
         "prompt_tokens": generation.prompt_tokens,
-        "completion_tokens": generation.completion_tokens,
-        "total_tokens": generation.prompt_tokens + generation.completion_tokens,
+        "completion_tokens": completion,
+        "total_tokens": generation.prompt_tokens + completion,
     }
 
 
@@ -155,6 +158,11 @@ class _Tool:
     parameters: Any
 
 
+def _cut(text: str) -> list[str]:
+    """``text`` in streamed pieces of :data:`ARGUMENT_PIECE` characters."""
+    return [text[i : i + ARGUMENT_PIECE] for i in range(0, len(text), ARGUMENT_PIECE)]
+
+
 @dataclass(frozen=True)
 class _ToolCall:
     """The one tool call a reply makes; ``arguments`` is its JSON string."""
@@ -164,8 +172,7 @@ class _ToolCall:
 
     def pieces(self) -> list[str]:
         """The arguments string cut into the streamed deltas."""
-        text, size = self.arguments, ARGUMENT_PIECE
-        return [text[i : i + size] for i in range(0, len(text), size)]
+        return _cut(self.arguments)
 
     def completion_tokens(self) -> int:
         """The tool name plus one token per arguments delta (what a stream counts)."""
@@ -278,6 +285,30 @@ def _tool_results(messages: Sequence[Mapping[str, Any]]) -> str | None:
     return "Tool result: " + "; ".join(results)
 
 
+_KEY = r"(?!(?:the|a|an|and)\b)[A-Za-z_]\w*"
+_KEY_LIST = rf"{_KEY}(?:\s*,\s*(?:and\s+)?{_KEY}|\s+and\s+{_KEY})*"
+_KEY_WORD = r"(?:keys?|fields?|propert(?:y|ies))"
+_QUOTED_KEYS = re.compile(rf"'({_KEY})'|\"({_KEY})\"|`({_KEY})`")
+_KEYS_BEFORE = re.compile(
+    rf"\bwith\s+(?:(?:the|a|an)\s+)?({_KEY_LIST})\s+{_KEY_WORD}\b", re.IGNORECASE
+)
+_KEYS_AFTER = re.compile(
+    rf"\b{_KEY_WORD}\s*(?::|named|called)?\s+({_KEY_LIST})(?=\s*(?:[.;!?)]|$))", re.IGNORECASE
+)
+
+
+def _asked_keys(prompt: str) -> list[str]:
+    """The keys a JSON-mode prompt asks for: quoted (``'setup'``, ``"setup"``, ```setup```),
+    else listed plainly (``with setup and punchline keys``, ``keys: setup, punchline``)."""
+    quoted = [next(g for g in groups if g) for groups in _QUOTED_KEYS.findall(prompt)]
+    if quoted:
+        return list(dict.fromkeys(quoted))
+    match = _KEYS_BEFORE.search(prompt) or _KEYS_AFTER.search(prompt)
+    if match is None:
+        return []
+    return list(dict.fromkeys(re.split(r"\s*,\s*(?:and\s+)?|\s+and\s+", match.group(1))))
+
+
 def _formatted_text(payload: Mapping[str, Any], prompt: str) -> str | None:
     """The JSON text a ``response_format`` asks for (None: plain echo)."""
     fmt = payload.get("response_format")
@@ -298,12 +329,9 @@ def _formatted_text(payload: Mapping[str, Any], prompt: str) -> str | None:
     else:
         raise ChatValidationError(f"unsupported response_format type {kind!r}")
     if schema is None:
-        # JSON mode without a schema: use the keys the prompt asks for ('setup' and 'punchline').
-        keys = re.findall(r"'([A-Za-z_][\w]*)'|\"([A-Za-z_][\w]*)\"", prompt)
-        named = [a or b for a, b in keys]
-        if named:
-            return _json_text({key: prompt for key in dict.fromkeys(named)})
-        return _json_text({"echo": prompt})
+        # JSON mode without a schema: use the keys the prompt asks for.
+        keys = _asked_keys(prompt) or ["echo"]
+        return _json_text({key: prompt for key in keys})
     if not isinstance(schema, Mapping):
         raise ChatValidationError("the response_format schema must be an object")
     return _json_text(schema_instance(schema, prompt))
@@ -418,10 +446,12 @@ def run_openai(payload: Mapping[str, Any], model: ModelInfo, style: ChatStyle) -
     if payload.get("stream") is True:
         options = payload.get("stream_options")
         usage = isinstance(options, Mapping) and options.get("include_usage") is True
-        if call is not None:
-            pieces = _stream_tool_call(head, call, generation, style, usage)
+        if style.tgi_chunks and chat:
+            pieces = _tgi_stream(head, call, generation, visible, style, usage)
+        elif call is not None:
+            pieces = _stream_tool_call(head, call, generation, style, usage, n)
         else:
-            pieces = _stream(head, chat, generation, visible, style, usage)
+            pieces = _stream(head, chat, generation, visible, style, usage, n)
         return ContainerResponse(200, style.content_type, pieces)
     choices: list[dict[str, Any]] = []
     for index in range(n):
@@ -437,7 +467,7 @@ def run_openai(payload: Mapping[str, Any], model: ModelInfo, style: ChatStyle) -
             choice["text"] = visible
         choice.update(logprobs=None, finish_reason=finish)
         choices.append(choice)
-    body = {**head, "choices": choices, "usage": _usage(generation), **dict(style.extra)}
+    body = {**head, "choices": choices, "usage": _usage(generation, n), **dict(style.extra)}
     return json_response(200, body)
 
 
@@ -448,47 +478,61 @@ def _stream(
     visible: str,
     style: ChatStyle,
     usage: bool,
+    n: int,
 ) -> Iterator[Piece]:
+    """vLLM's stream: for ``n`` choices, a role chunk per choice, then each token's chunk
+    for every choice in turn, then each choice's finish chunk (one choice per chunk)."""
     head = {**head, "object": "chat.completion.chunk" if chat else "text_completion"}
 
-    def choice(delta: str | None, finish: str | None, role: bool = False) -> dict[str, Any]:
+    def choice(index: int, delta: str | None, role: bool = False) -> dict[str, Any]:
         if chat:
             body: dict[str, Any] = {"role": "assistant", "content": ""} if role else {}
             if delta is not None:
                 body["content"] = delta
-            return {"index": 0, "delta": body, "logprobs": None, "finish_reason": finish}
-        return {"index": 0, "text": delta or "", "logprobs": None, "finish_reason": finish}
+            return {"index": index, "delta": body, "logprobs": None, "finish_reason": None}
+        return {"index": index, "text": delta or "", "logprobs": None, "finish_reason": None}
 
     if chat:
-        yield Piece(style.frame({**head, "choices": [choice(None, None, role=True)]}), False)
+        for index in range(n):
+            yield Piece(style.frame({**head, "choices": [choice(index, None, role=True)]}), False)
     for delta in _deltas(generation, visible):
-        yield Piece(style.frame({**head, "choices": [choice(delta, None)]}))
-    yield from _stream_end(head, chat, generation, _finish(generation), style, usage)
+        for index in range(n):
+            yield Piece(style.frame({**head, "choices": [choice(index, delta)]}))
+    yield from _stream_end(head, chat, generation, _finish(generation), style, usage, n)
 
 
 def _stream_tool_call(
-    head: dict[str, Any], call: _ToolCall, generation: Generation, style: ChatStyle, usage: bool
+    head: dict[str, Any],
+    call: _ToolCall,
+    generation: Generation,
+    style: ChatStyle,
+    usage: bool,
+    n: int,
 ) -> Iterator[Piece]:
-    """vLLM's tool-call stream: a header delta (id, name), then the arguments in pieces.
+    """vLLM's tool-call stream: per choice a header delta (id, name), then the arguments in
+    pieces, each piece for every choice in turn.
 
     Each delta is a token (the header counts as the name's), as ``usage`` reports.
     """
     head = {**head, "object": "chat.completion.chunk"}
 
-    def chunk(delta: dict[str, Any]) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}
+    def chunk(index: int, delta: dict[str, Any]) -> bytes:
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}
         return style.frame({**head, "choices": [choice]})
 
-    header = {
-        "index": 0,
-        "id": f"call_{next(_call_ids)}",
-        "type": "function",
-        "function": {"name": call.name, "arguments": ""},
-    }
-    yield Piece(chunk({"role": "assistant", "content": None, "tool_calls": [header]}))
+    for index in range(n):
+        header = {
+            "index": 0,
+            "id": f"call_{next(_call_ids)}",
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
+        yield Piece(chunk(index, {"role": "assistant", "content": None, "tool_calls": [header]}))
     for piece in call.pieces():
-        yield Piece(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
-    yield from _stream_end(head, True, generation, "tool_calls", style, usage)
+        for index in range(n):
+            delta = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+            yield Piece(chunk(index, delta))
+    yield from _stream_end(head, True, generation, "tool_calls", style, usage, n)
 
 
 def _stream_end(
@@ -498,19 +542,68 @@ def _stream_end(
     finish: str,
     style: ChatStyle,
     usage: bool,
+    n: int,
 ) -> Iterator[Piece]:
-    last: dict[str, Any] = {"index": 0}
-    if chat:
-        last["delta"] = {}
-    else:
-        last["text"] = ""
-    last.update(logprobs=None, finish_reason=finish)
-    yield Piece(style.frame({**head, "choices": [last]}), False)
+    for index in range(n):
+        last: dict[str, Any] = {"index": index}
+        if chat:
+            last["delta"] = {}
+        else:
+            last["text"] = ""
+        last.update(logprobs=None, finish_reason=finish)
+        yield Piece(style.frame({**head, "choices": [last]}), False)
     if usage:
-        yield Piece(style.frame({**head, "choices": [], "usage": _usage(generation)}), False)
+        yield Piece(style.frame({**head, "choices": [], "usage": _usage(generation, n)}), False)
     done = style.done_frame()
     if done:
         yield Piece(done, False)
+
+
+#: TGI's finish reasons in the Messages API (``FinishReason::format(true)``).
+_TGI_FINISH = {"eos": "stop", "length": "length", "stop_sequence": "stop_sequence"}
+
+
+def _tgi_stream(
+    head: dict[str, Any],
+    call: _ToolCall | None,
+    generation: Generation,
+    visible: str,
+    style: ChatStyle,
+    usage: bool,
+) -> Iterator[Piece]:
+    """TGI's Messages API stream (``router/src/chat.rs``): one chunk per token, each delta
+    with ``role``; ``finish_reason`` on the last token's chunk.
+
+    The end-of-sequence token is special, so its chunk has empty content. A tool call's
+    deltas carry ``index``, ``id`` and ``type``, the name only in the first (with the
+    arguments' opening character); TGI swallows the end-of-sequence token after the
+    call's JSON, so a tool-call stream has no ``finish_reason``.
+    """
+    head = {**head, "object": "chat.completion.chunk"}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return style.frame({**head, "choices": [choice], "usage": None})
+
+    if call is None:
+        texts = _deltas(generation, visible)
+        if generation.finish_reason == "eos" or not texts:
+            texts.append("")
+        finish = _TGI_FINISH[generation.finish_reason]
+        for position, text in enumerate(texts, start=1):
+            delta = {"role": "assistant", "content": text}
+            yield Piece(chunk(delta, finish if position == len(texts) else None))
+    else:
+        call_id = f"call_{next(_call_ids)}"
+        arguments = call.arguments
+        pieces = [arguments[:1], *_cut(arguments[1:])]
+        for position, piece in enumerate(pieces):
+            function = {"name": call.name if position == 0 else None, "arguments": piece}
+            tool_call = {"index": 0, "id": call_id, "type": "function", "function": function}
+            yield Piece(chunk({"role": "assistant", "tool_calls": [tool_call]}))
+    if usage:
+        yield Piece(style.frame({**head, "choices": [], "usage": _usage(generation, 1)}), False)
+    yield Piece(style.done_frame(), False)
 
 
 def _error(message: str) -> ContainerError:

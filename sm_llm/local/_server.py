@@ -405,7 +405,9 @@ class _Handler(BaseHTTPRequestHandler):
         backend = self.server.state.async_backend
         if backend is None:
             raise ServiceError(
-                "ValidationError", "async inference not configured on this local endpoint"
+                "ValidationError",
+                "async inference is not configured on this local endpoint: start it with "
+                "'sm-llm local serve --with-s3' (or give LocalEndpoint an async_backend)",
             )
         accepted = backend.submit(
             endpoint_name=record.endpoint_name,

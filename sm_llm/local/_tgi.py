@@ -24,7 +24,7 @@ from sm_llm.local._openai import ChatStyle, ChatValidationError, run_openai
 __all__ = ["TGI_CHAT", "tgi_container"]
 
 TGI_CHAT = ChatStyle(
-    space=False, id_prefix="", extra=(("system_fingerprint", "3.3.6-sha-local"),)
+    id_prefix="", extra=(("system_fingerprint", "3.3.6-sha-local"),), tgi_chunks=True
 )
 _FINISH = {"length": "length", "eos": "eos_token", "stop_sequence": "stop_sequence"}
 _LOGPROB = -0.1
@@ -79,7 +79,8 @@ def _stream(generation: Generation, prefix: str) -> Iterator[Piece]:
                 else None
             ),
         }
-        yield Piece(b"data:" + compact_json(event) + b"\n\n")
+        # axum's Event::json_data (axum 0.7, TGI >= 2.1) writes "data: " with a space.
+        yield Piece(b"data: " + compact_json(event) + b"\n\n")
 
 
 def tgi_container(request: ContainerRequest) -> ContainerResponse:

@@ -88,8 +88,9 @@ def creating(settings: ClientSettings, service: str) -> Iterator[None]:
         yield
     except NoRegionError as exc:
         raise e.ConfigurationError(
-            "no AWS region is configured: pass region_name='us-east-1' (or set AWS_REGION / "
-            "AWS_DEFAULT_REGION, or a region in your AWS profile)"
+            "no AWS region is configured", field="region_name",
+            advice="pass region_name='us-east-1' (or set AWS_REGION / AWS_DEFAULT_REGION, "
+            "or a region in your AWS profile)",
         ) from exc
     except ProfileNotFound as exc:
         raise e.ConfigurationError(

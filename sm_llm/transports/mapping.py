@@ -97,11 +97,14 @@ def map_error(
         return e.EndpointUnreachableError(f"{where}: cannot reach the endpoint: {exc}")
     if isinstance(exc, bx.NoCredentialsError):
         return e.ConfigurationError(
-            "no AWS credentials found: configure a profile (credentials_profile_name=...), "
-            "environment variables, or pass aws_access_key_id/aws_secret_access_key"
+            "no AWS credentials found", field="credentials_profile_name",
+            advice="configure a profile (credentials_profile_name=...), "
+            "environment variables, or pass aws_access_key_id/aws_secret_access_key",
         )
     if isinstance(exc, bx.NoRegionError):
-        return e.ConfigurationError("no AWS region is configured: pass region_name=...")
+        return e.ConfigurationError(
+            "no AWS region is configured", field="region_name", advice="pass region_name=..."
+        )
     if isinstance(exc, bx.ParamValidationError):
         return e.ConfigurationError(f"{where}: invalid request: {exc}")
     if isinstance(exc, bx.BotoCoreError):

@@ -70,13 +70,13 @@ def test_defaults_and_no_client_at_construction() -> None:
 @pytest.mark.parametrize("preset", PRESETS)
 def test_presets_are_embedding_handlers(preset: str) -> None:
     handler = ContentHandler.from_preset(preset)
-    assert handler.input == "messages" and handler.stream is None
+    assert handler.input == "texts" and handler.stream is None
     # A bare prompt (CLI `render`, packaging check) is a batch of one.
     assert TEXTS_PATH[preset](json.loads(handler.render_request("hi"))) == ["hi"]
 
 
 def test_text_handler_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match="input: messages"):
+    with pytest.raises(ConfigurationError, match="input: texts"):
         make("tgi")
 
 
@@ -117,7 +117,7 @@ def test_bad_fields_are_configuration_errors(fields: dict[str, Any], match: str)
 )
 def test_fields_embeddings_do_not_honour_are_refused(field: dict[str, Any]) -> None:
     (name,) = field
-    with pytest.raises(ConfigurationError, match=rf"invalid SageMakerEmbeddings: {name}: Extra inputs"):
+    with pytest.raises(ConfigurationError, match=rf"SageMakerEmbeddings got unknown field: {name}\b"):
         make("tei", **field)
 
 
@@ -258,10 +258,11 @@ def test_vectors_are_not_stringified_by_the_handler() -> None:
     assert parsed.text == "" and parsed.raw == [[0.25]]
 
 
-def test_custom_handler_following_the_convention() -> None:
+@pytest.mark.parametrize("declared", ["texts", "messages"])  # "messages": the earlier spelling
+def test_custom_handler_following_the_convention(declared: str) -> None:
     handler = {
         "name": "mine",
-        "input": "messages",
+        "input": declared,
         "request_template": '{{ {"texts": messages | map(attribute="content") | list} | tojson }}',
         "response": {"text": "results[*].vector"},
     }

@@ -96,3 +96,18 @@ def test_missing_region_says_region(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     with pytest.raises(e.ConfigurationError, match="region"):
         create_client(ClientSettings())
+
+
+def test_configuration_error_names_the_field_to_set() -> None:
+    """Front ends (the CLI) rewrite the advice from ``field``; Python users read the whole message."""
+    plain = e.ConfigurationError("bad thing")
+    assert (plain.field, plain.problem, plain.problems, str(plain)) == (None, "bad thing", ("bad thing",), "bad thing")
+    error = e.ConfigurationError("no AWS region is configured", field="region_name", advice="pass region_name=...")
+    assert str(error) == "no AWS region is configured: pass region_name=..."
+    assert (error.field, error.problem) == ("region_name", "no AWS region is configured")
+    assert error.problems == (str(error),)
+    missing = map_error(bx.NoCredentialsError(), "InvokeEndpoint", "ep")
+    assert isinstance(missing, e.ConfigurationError) and missing.field == "credentials_profile_name"
+    assert str(missing).startswith("no AWS credentials found: configure a profile (credentials_profile_name=...)")
+    no_region = map_error(bx.NoRegionError(), "InvokeEndpoint", "ep")
+    assert isinstance(no_region, e.ConfigurationError) and no_region.field == "region_name"

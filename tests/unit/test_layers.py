@@ -35,7 +35,8 @@ def _private_imports(path: Path) -> list[str]:
             base = ROOT.joinpath(*node.module.split("."))
             found += [
                 f"{node.module}.{a.name}" for a in node.names
-                if a.name.startswith("_") and not (base / f"{a.name}.py").exists()  # a private module is fine
+                if a.name.startswith("_") and not a.name.startswith("__")  # __version__ is public
+                and not (base / f"{a.name}.py").exists()  # a private module is fine
                 and not (base / a.name).is_dir()
             ]
     return found
@@ -53,7 +54,9 @@ def test_private_name_check_sees_an_offender(tmp_path: Path) -> None:
 
 
 def test_no_module_over_500_lines() -> None:
-    sizes = {str(p.relative_to(ROOT)): len(p.read_text(encoding="utf-8").splitlines()) for p in MODULES}
+    # local/ (the emulator) is outside the library's layers and checked on its own terms
+    library = [p for p in MODULES if "local" not in p.relative_to(PACKAGE).parts]
+    sizes = {str(p.relative_to(ROOT)): len(p.read_text(encoding="utf-8").splitlines()) for p in library}
     assert {name: n for name, n in sizes.items() if n > 530} == {}, "split the module: one idea each"
 
 

@@ -21,6 +21,14 @@ class TestChatSageMakerUnit(ChatModelUnitTests):
         return {"endpoint_name": "my-endpoint", "content_handler": "openai", "region_name": "us-east-1"}
 
     @property
+    def standard_chat_model_params(self) -> dict[str, Any]:
+        # No api_key: SageMaker authenticates with AWS credentials, and an unknown field is
+        # refused rather than ignored (tests/unit/test_arguments.py).
+        params = dict(super().standard_chat_model_params)
+        params.pop("api_key", None)
+        return params
+
+    @property
     def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
         return (
             {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "eu-west-1"},

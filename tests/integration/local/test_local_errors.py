@@ -148,7 +148,10 @@ def test_async_not_configured(runtime_client: Any, local_endpoint: LocalEndpoint
             EndpointName="tgi", InputLocation="s3://bucket/input.json"
         ),
     )
-    assert message == "async inference not configured on this local endpoint"
+    assert message == (
+        "async inference is not configured on this local endpoint: start it with "
+        "'sm-llm local serve --with-s3' (or give LocalEndpoint an async_backend)"
+    )
     assert local_endpoint.requests[0].operation == "InvokeEndpointAsync"
 
 

@@ -87,7 +87,7 @@ def test_tgi_stream(runtime_client: Any, local_endpoint: LocalEndpoint) -> None:
     )
     assert response["ContentType"] == "text/event-stream"
     assert response["InvokedProductionVariant"] == "AllTraffic"
-    assert b"data: " not in data
+    assert data.startswith(b"data: {")  # axum 0.7 (TGI >= 2.1) writes the space
     records = sse_records(data)
     assert "".join(r["token"]["text"] for r in records if not r["token"]["special"]) == (
         "Echo: hello local world"

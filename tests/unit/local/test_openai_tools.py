@@ -344,8 +344,13 @@ def test_tool_call_stream_pieces_count_as_tokens() -> None:
     assert [p.token for p in pieces] == [True] * (1 + len(arguments)) + [False, False, False]
 
 
-@pytest.mark.parametrize(("container", "prefix"), [("tgi", b"data:"), ("lmi", None)])
-def test_tool_call_stream_in_tgi_and_lmi_framing(container: str, prefix: bytes | None) -> None:
+# TGI swallows the end-of-sequence token after a call's JSON: its stream has no finish_reason.
+@pytest.mark.parametrize(
+    ("container", "prefix", "finish"), [("tgi", b"data: ", None), ("lmi", None, "tool_calls")]
+)
+def test_tool_call_stream_in_tgi_and_lmi_framing(
+    container: str, prefix: bytes | None, finish: str | None
+) -> None:
     body = {"messages": user(MAGIC_TEXT), "tools": [MAGIC], "stream": True}
     data = call(container, body).body()
     if prefix is None:
@@ -355,7 +360,7 @@ def test_tool_call_stream_in_tgi_and_lmi_framing(container: str, prefix: bytes |
     deltas = [c["choices"][0]["delta"] for c in chunks]
     arguments = "".join(t["function"]["arguments"] for d in deltas for t in d.get("tool_calls", []))
     assert json.loads(arguments) == {"input": 3}
-    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert chunks[-1]["choices"][0]["finish_reason"] == finish
 
 
 def test_tool_call_in_tgi_whole_reply() -> None:
@@ -409,6 +414,23 @@ def test_auto_matches_a_distinctive_part_of_the_tool_name() -> None:
 def test_json_mode_uses_keys_named_in_the_prompt() -> None:
     body = reply({"messages": user("Return JSON with 'setup' and 'punchline' keys."), "response_format": {"type": "json_object"}})
     assert set(json.loads(body["choices"][0]["message"]["content"])) == {"setup", "punchline"}
+
+
+@pytest.mark.parametrize(
+    ("text", "keys"),
+    [
+        # LangChain's own json_mode example names the keys in backticks.
+        ("Tell me a joke about cats, respond in JSON with `setup` and `punchline` keys", ["setup", "punchline"]),
+        ("Answer in JSON with keys setup and punchline.", ["setup", "punchline"]),
+        ("Reply as JSON with the fields name, age and city", ["name", "age", "city"]),
+        ("A JSON object with title, year keys please", ["title", "year"]),
+        ("keys: a_b, c", ["a_b", "c"]),
+        ("Give JSON with the name key", ["name"]),
+    ],
+)
+def test_json_mode_reads_keys_in_backticks_or_listed_plainly(text: str, keys: list[str]) -> None:
+    body = reply({"messages": user(text), "response_format": {"type": "json_object"}})
+    assert list(json.loads(body["choices"][0]["message"]["content"])) == keys
 
 
 def test_json_schema_and_json_object_content() -> None:
