@@ -1,6 +1,7 @@
 """A chatbot backend on asyncio: per-conversation history, replies streamed as they arrive.
 
     POST /chat/<conversation-id>   body: the user's message   →   chunked text/plain stream
+                                   (502 with the error when the model call fails)
 
 Standard library only (asyncio streams); in production put ChatSageMaker behind
 FastAPI/Starlette the same way. Run as a script it starts the server, holds a
@@ -8,12 +9,14 @@ two-turn conversation with it over real HTTP, and stops.
 """
 
 import asyncio
+import sys
 from collections import defaultdict
 
 from _endpoint import endpoint
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from sm_llm import ChatSageMaker
+from sm_llm.errors import SageMakerError
 
 SYSTEM = SystemMessage("You are a concise assistant.")
 
@@ -45,38 +48,71 @@ class ChatServer:
 
     async def reply(self, conversation: str, text: str, writer: asyncio.StreamWriter) -> None:
         turns = self.history[conversation]
-        turns.append(HumanMessage(text))
+        stream = aiter(self.chat.astream([SYSTEM, *turns[-self.max_turns :], HumanMessage(text)]))
+        try:  # the first chunk before the status line: a failed call is a 502, not a 200 cut short
+            first = await anext(stream, None)
+        except SageMakerError as exc:
+            message = f"{type(exc).__name__}: {exc}".encode()
+            writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(message), message))
+            return
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n")
-        answer = []
-        async for chunk in self.chat.astream([SYSTEM, *turns[-self.max_turns :]]):
-            if piece := str(chunk.content):
-                answer.append(piece)
-                data = piece.encode()
-                writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+        answer: list[str] = []
+        self._send(str(first.content) if first is not None else "", answer, writer)
+        try:
+            async for chunk in stream:
+                self._send(str(chunk.content), answer, writer)
                 await writer.drain()
+        except SageMakerError as exc:  # mid-stream: no last chunk, so the client sees it cut off
+            print(f"conversation {conversation}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return
         writer.write(b"0\r\n\r\n")
-        turns.append(AIMessage("".join(answer)))
+        turns += [HumanMessage(text), AIMessage("".join(answer))]
+
+    @staticmethod
+    def _send(piece: str, answer: list[str], writer: asyncio.StreamWriter) -> None:
+        if piece:
+            answer.append(piece)
+            data = piece.encode()
+            writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+
+class ChatFailed(Exception):
+    """The chat server answered with an error or its reply was cut off."""
 
 
 async def ask(port: int, conversation: str, text: str) -> str:
-    """A tiny HTTP client: POST a message, print the streamed reply as it arrives."""
+    """A tiny HTTP client: POST a message, print the streamed reply as it arrives.
+
+    Raises ``ChatFailed`` with the server's message on an error status or a cut-off reply."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    data = text.encode()
-    writer.write(b"POST /chat/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (conversation.encode(), len(data), data))
-    await writer.drain()
-    while (await reader.readline()).strip():  # status line and headers
-        pass
-    received = []
-    for _ in range(10_000):  # bounded
-        size = int((await reader.readline()).strip(), 16)
-        if size == 0:
-            break
-        piece = (await reader.readexactly(size + 2))[:-2].decode()
-        received.append(piece)
-        print(piece, end="", flush=True)
-    print()
-    writer.close()
-    return "".join(received)
+    try:
+        data = text.encode()
+        writer.write(b"POST /chat/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (conversation.encode(), len(data), data))
+        await writer.drain()
+        status = (await reader.readline()).decode().split(" ", 2)
+        while (await reader.readline()).strip():  # headers
+            pass
+        if len(status) < 2 or status[1] != "200":
+            detail = (await reader.read(64 * 1024)).decode(errors="replace")
+            raise ChatFailed(f"the server answered {' '.join(status).strip() or 'nothing'}: {detail}")
+        received = []
+        for _ in range(10_000):  # bounded
+            size_line = (await reader.readline()).strip()
+            if not size_line:
+                raise ChatFailed(f"the reply was cut off after {''.join(received)!r}")
+            size = int(size_line, 16)
+            if size == 0:
+                break
+            piece = (await reader.readexactly(size + 2))[:-2].decode()
+            received.append(piece)
+            print(piece, end="", flush=True)
+        print()
+        return "".join(received)
+    except asyncio.IncompleteReadError as exc:
+        raise ChatFailed("the reply was cut off mid-chunk") from exc
+    finally:
+        writer.close()
 
 
 async def main() -> None:
@@ -92,4 +128,7 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except (ChatFailed, SageMakerError) as exc:
+        sys.exit(f"chatbot_backend: {exc}")

@@ -409,7 +409,8 @@ class LocalS3:
             from moto.server import ThreadedMotoServer
         except ImportError as exc:
             raise ConfigurationError(
-                "the local S3 needs moto's server: pip install 'moto[server]'"
+                "the local S3 needs moto's server, which the 'local-s3' extra installs: "
+                "pip install '.[local-s3]' in a checkout (see the README's Install section)"
             ) from exc
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request
         server = ThreadedMotoServer(ip_address=self.host, port=self._port, verbose=False)

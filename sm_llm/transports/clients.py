@@ -11,16 +11,21 @@ generator whose ``finally`` closes it, and ``asyncio.run`` (like every
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import ipaddress
+import os
 import weakref
 from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from sm_llm import errors as e
 
 __all__ = [
     "AsyncClients", "ClientSettings", "aio_available", "create_async_client", "create_client", "creating",
+    "is_loopback_url", "no_region_error", "resolve_settings",
 ]
 
 
@@ -79,6 +84,87 @@ class ClientSettings:
         }
 
 
+def no_region_error() -> e.ConfigurationError:
+    """The one message for a missing region (the CLI names ``--region`` instead)."""
+    return e.ConfigurationError(
+        "no AWS region is configured", field="region_name",
+        advice="pass region_name='us-east-1' (or set AWS_REGION / AWS_DEFAULT_REGION, "
+        "or a region in your AWS profile)",
+    )
+
+
+LOCAL_REGION = "us-east-1"
+LOCAL_KEY = "local"  # the local endpoint accepts any credentials; botocore needs some to sign
+
+
+def is_loopback_url(url: str | None) -> bool:
+    """Whether ``url``'s host is ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+    if not url:
+        return False
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _configured_endpoint_url(settings: ClientSettings, service: str) -> str | None:
+    """The URL the client will call: ``endpoint_url``, else ``AWS_ENDPOINT_URL_<SERVICE>``, else
+    ``AWS_ENDPOINT_URL`` (botocore's own variables, unless ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS``)."""
+    if settings.endpoint_url:
+        return settings.endpoint_url
+    if os.environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").lower() == "true":
+        return None
+    variable = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_")
+    return os.environ.get(variable) or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def resolve_settings(settings: ClientSettings, service: str = "sagemaker-runtime") -> ClientSettings:
+    """``settings`` with the region chosen, for the boto3 and the aiobotocore client alike.
+
+    Region, first found: ``region_name``; ``AWS_REGION`` (which botocore ignores, but the
+    AWS CLI, the other AWS SDKs and Lambda set or read); ``AWS_DEFAULT_REGION``; the
+    profile's ``region``; and, only for a loopback endpoint, ``us-east-1``. For a loopback
+    endpoint with no credentials anywhere (instance metadata is not asked), dummy ones:
+    the local endpoint accepts any. Blocking (reads ~/.aws); raises ConfigurationError.
+    """
+    import botocore.session
+    from botocore.exceptions import BotoCoreError, ProfileNotFound
+
+    local = is_loopback_url(_configured_endpoint_url(settings, service))
+    region = settings.region_name or os.environ.get("AWS_REGION")
+    # botocore's env provider is first in its chain, and skipped when a profile is named
+    env_keys = not settings.profile_name and bool(
+        os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")
+    )
+    check_credentials = local and not settings.aws_access_key_id and not env_keys
+    if region and not check_credentials:  # nothing to look up: no session (~20 ms) needed
+        return dataclasses.replace(settings, region_name=region)
+    try:
+        session = botocore.session.Session(profile=settings.profile_name)
+        region = region or session.get_config_variable("region") or (LOCAL_REGION if local else None)
+        changes: dict[str, Any] = {"region_name": region}
+        if check_credentials:
+            session.get_component("credential_provider").remove("iam-role")
+            if session.get_credentials() is None:
+                changes.update(aws_access_key_id=LOCAL_KEY, aws_secret_access_key=LOCAL_KEY,
+                               aws_session_token=None)
+    except ProfileNotFound as exc:
+        raise e.ConfigurationError(
+            f"AWS profile {settings.profile_name!r} was not found in your AWS config"
+        ) from exc
+    except (BotoCoreError, ValueError) as exc:
+        raise e.ConfigurationError(f"cannot read the AWS configuration: {exc}") from exc
+    return dataclasses.replace(settings, **changes)
+
+
 @contextmanager
 def creating(settings: ClientSettings, service: str) -> Iterator[None]:
     """A missing region or profile, or any creation failure, as one clear error."""
@@ -87,11 +173,7 @@ def creating(settings: ClientSettings, service: str) -> Iterator[None]:
     try:
         yield
     except NoRegionError as exc:
-        raise e.ConfigurationError(
-            "no AWS region is configured", field="region_name",
-            advice="pass region_name='us-east-1' (or set AWS_REGION / AWS_DEFAULT_REGION, "
-            "or a region in your AWS profile)",
-        ) from exc
+        raise no_region_error() from exc
     except ProfileNotFound as exc:
         raise e.ConfigurationError(
             f"AWS profile {settings.profile_name!r} was not found in your AWS config"
@@ -109,6 +191,7 @@ def create_client(
     import boto3
     from botocore.config import Config
 
+    settings = resolve_settings(settings, service)
     with creating(settings, service):
         config = Config(**{**settings.config_options(), **overrides})
         if settings.config is not None:
@@ -122,6 +205,7 @@ async def create_async_client(settings: ClientSettings, service: str = "sagemake
     from aiobotocore.config import AioConfig
     from aiobotocore.session import get_session
 
+    settings = await asyncio.to_thread(resolve_settings, settings, service)  # reads ~/.aws
     with creating(settings, service):
         config = AioConfig(**settings.config_options())
         if settings.config is not None:

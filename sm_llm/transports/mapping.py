@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sm_llm import errors as e
+from sm_llm.transports.clients import no_region_error
 
 __all__ = ["log_url_from_arn", "map_error", "mapped"]
 
@@ -102,9 +103,7 @@ def map_error(
             "environment variables, or pass aws_access_key_id/aws_secret_access_key",
         )
     if isinstance(exc, bx.NoRegionError):
-        return e.ConfigurationError(
-            "no AWS region is configured", field="region_name", advice="pass region_name=..."
-        )
+        return no_region_error()
     if isinstance(exc, bx.ParamValidationError):
         return e.ConfigurationError(f"{where}: invalid request: {exc}")
     if isinstance(exc, bx.BotoCoreError):

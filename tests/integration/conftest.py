@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,3 +37,17 @@ def make_llm(ep: LocalEndpoint) -> Callable[..., SageMakerLLM]:
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def fresh_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A fresh shell's environment: ``PATH`` with this interpreter's ``bin`` first (where
+    ``sm-llm`` is), ``HOME`` an empty directory (no ``~/.aws``), no ``AWS_*`` variable."""
+    env = {
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": str(tmp_path_factory.mktemp("home")),
+        "LANG": "C.UTF-8",
+    }
+    if os.environ.get("PYTHONPATH"):  # a development checkout run against a shared venv
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return env

@@ -1,4 +1,6 @@
-"""Every example runs against the local endpoint (smoke: exit 0 and the expected output)."""
+"""Every example runs against the local endpoint (smoke: exit 0 and the expected output), in a
+fresh shell (no AWS variables, no ~/.aws) — here, and in a virtualenv that holds only the
+plain install of this checkout plus the extras the example declares."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from typing import Any
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
 
 EXPECT = {
     "quickstart.py": "Echo: SageMaker endpoints are now LangChain models",
@@ -22,14 +25,19 @@ EXPECT = {
     "rag.py": "retrieved: Asynchronous inference queues requests",
     "from_langchain_aws.py": "stream: Echo:| Streaming| needs| no| handler| code",
 }
+EXTRAS = {"async_job.py": "local-s3"}  # what each example declares beyond the plain install
+ABSENT_FROM_PLAIN = ("numpy", "moto", "flask", "aiobotocore", "tqdm", "pytest")
+
+
+def _run(python: Path | str, name: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(python), str(EXAMPLES / name)], capture_output=True, text=True, timeout=120, env=env, cwd=cwd
+    )
 
 
 @pytest.mark.parametrize("name", sorted(EXPECT))
-def test_example_runs(name: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("SM_LLM_ENDPOINT", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")}
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=120, env=env
-    )
+def test_example_runs(name: str, fresh_env: dict[str, str]) -> None:
+    result = _run(sys.executable, name, fresh_env, ROOT)
     assert result.returncode == 0, result.stderr
     assert EXPECT[name] in result.stdout
 
@@ -61,3 +69,90 @@ def test_quickstart_says_it_talks_to_the_local_echo_model(ep: Any, served: bool)
     assert "{'" not in out and "'Echo" not in out  # no dict or string reprs
     assert "Echo: What stops at the full stop\n" in out
     assert "finish reason: stop, completion tokens: 7" in out
+
+
+# -- a plain install ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This checkout's wheel (built without isolation: the test venv has hatchling)."""
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )
+    (built,) = dist.glob("sm_llm-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def plain(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtualenv with the wheel installed as the README's Install says, dependencies from
+    PyPI; pip runs from the test interpreter (``--python``), so the venv holds nothing else."""
+    venv = tmp_path_factory.mktemp("plain") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    _pip_install(venv, str(wheel))
+    return venv / "bin" / "python"
+
+
+def _pip_install(venv: Path, requirement: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
+         "--quiet", "--disable-pip-version-check", requirement],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def _plain_env(fresh_env: dict[str, str], python: Path) -> dict[str, str]:
+    """The fresh shell, with the venv's bin first and nothing from this checkout on the path."""
+    env = {k: v for k, v in fresh_env.items() if k != "PYTHONPATH"}
+    env["PATH"] = f"{python.parent}:/usr/bin:/bin"
+    return env
+
+
+def test_plain_install_has_only_the_runtime_dependencies(
+    plain: Path, fresh_env: dict[str, str], tmp_path: Path
+) -> None:
+    check = (
+        "import importlib.util as u, sm_llm; "
+        f"print(sm_llm.__file__); print([m for m in {ABSENT_FROM_PLAIN!r} if u.find_spec(m)])"
+    )
+    result = subprocess.run(
+        [str(plain), "-c", check], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env=_plain_env(fresh_env, plain),
+    )
+    assert result.returncode == 0, result.stderr
+    location, absent = result.stdout.splitlines()
+    assert location.startswith(str(plain.parent.parent)) and absent == "[]"
+
+
+@pytest.mark.parametrize("name", sorted(set(EXPECT) - set(EXTRAS)))
+def test_example_runs_in_a_plain_install(name: str, plain: Path, fresh_env: dict[str, str], tmp_path: Path) -> None:
+    result = _run(plain, name, _plain_env(fresh_env, plain), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert EXPECT[name] in result.stdout
+
+
+def test_local_s3_extra_missing_then_installed(
+    plain: Path, wheel: Path, fresh_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Without the extra: one line naming it, from the example and from the CLI; with it: runs."""
+    env = _plain_env(fresh_env, plain)
+    result = _run(plain, "async_job.py", env, tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "'local-s3' extra" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+    serve = subprocess.run(
+        [str(plain.parent / "sm-llm"), "local", "serve", "--port", "0", "--with-s3"],
+        capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path,
+    )
+    assert serve.returncode == 2
+    assert serve.stderr.count("\n") == 1 and "'local-s3' extra" in serve.stderr, serve.stderr
+
+    _pip_install(plain.parent.parent, f"{wheel}[{EXTRAS['async_job.py']}]")
+    result = _run(plain, "async_job.py", env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert EXPECT["async_job.py"] in result.stdout
