@@ -45,11 +45,14 @@ from sm_llm._validation import check_http_url, first_configuration_error, valida
 from sm_llm.engine import Engine, InferenceJob, Replies, Session
 from sm_llm.engine.jobs import resolve_config
 from sm_llm.engine.polling import await_all, wait_all
-from sm_llm.errors import ConfigurationError
+from sm_llm.errors import ConfigurationError, SageMakerError
 from sm_llm.handlers import ContentHandler
 from sm_llm.transports import BotocoreTransport, ClientSettings, Transport
 
 __all__ = ["AdapterBase", "GenerativeBase"]
+
+_Held = tuple[str, Any] | None
+"""A chunk waiting for the next (its token, the chunk)."""
 
 # Standard LangChain constructor names SageMaker has no use for, and what to use instead.
 _NOT_FIELDS = {
@@ -430,6 +433,24 @@ class GenerativeBase(AdapterBase, _GenerationFields):
 
     # -- tracing --------------------------------------------------------------------------
 
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        """What identifies this model's replies — callbacks' ``invocation_params``, tracing and
+        cache keys: endpoint, handler, model, routing and generation parameters (never
+        credentials, custom attributes or session ids)."""
+        params: dict[str, Any] = {
+            "endpoint_name": self.endpoint_name,
+            "content_handler": self._handler.name,
+            "model_name": self._model_name(),
+            "target_model": self.target_model,
+            "inference_component_name": self.inference_component_name,
+            "model_kwargs": self.model_kwargs,
+            "streaming": self.streaming,
+        }
+        optional = ("target_variant", "target_container_hostname", *STANDARD_PARAMETERS)
+        params.update({name: value for name in optional if (value := getattr(self, name)) is not None})
+        return params
+
     def _ls_params(
         self, model_type: Literal["llm", "chat"], stop: list[str] | None, kwargs: Mapping[str, Any]
     ) -> LangSmithParams:
@@ -448,37 +469,57 @@ class GenerativeBase(AdapterBase, _GenerationFields):
         return params
 
     # -- stream drivers: the one loop both adapters stream through ------------------------
+    #
+    # Each chunk is yielded when the next one is ready (or the stream ends), so the last one
+    # can carry the finish reason and usage instead of an empty chunk after it. Only an
+    # empty reply streams as one empty chunk, so its metadata still arrives.
 
-    def _emit(self, step: StreamStep, request: PreparedRequest) -> tuple[Any, bool]:
-        """A step as a chunk, and whether callbacks hear of it (a piece that yields a chunk,
-        or a last chunk that releases held-back text)."""
-        if isinstance(step, StreamPiece):
-            chunk = self._chunk(step)
-            return chunk, chunk is not None
-        return self._last_chunk(request, step), bool(step.text)
+    def _held(self, held: _Held, step: StreamStep, request: PreparedRequest) -> tuple[_Held, _Held]:
+        """Take one step: (the chunk to emit now with its token, or ``None``; the chunk now held)."""
+        if isinstance(step, StreamEnd):
+            last = self._last_chunk(request, step)
+            return ((step.text, last) if held is None else (held[0] + step.text, held[1] + last)), None
+        chunk = self._chunk(step)
+        if chunk is None:
+            return None, held
+        return held, (step.text, chunk)
 
     def _stream_chunks(self, request: PreparedRequest, run_manager: Any) -> Iterator[Any]:
         """Chunks of one streamed call; the stream is closed at a stop sequence or early exit."""
         steps = self.engine.stream(request)
+        held: _Held = None
         try:
             for step in steps:
-                chunk, tell = self._emit(step, request)
-                if tell and run_manager:
-                    run_manager.on_llm_new_token(step.text, chunk=chunk)
-                if chunk is not None:
-                    yield chunk
+                out, held = self._held(held, step, request)
+                if out is not None:
+                    if run_manager:
+                        run_manager.on_llm_new_token(out[0], chunk=out[1])
+                    yield out[1]
+        except SageMakerError:
+            if held is not None:  # what StreamError.partial_text says was yielded
+                if run_manager:
+                    run_manager.on_llm_new_token(held[0], chunk=held[1])
+                yield held[1]
+            raise
         finally:
             steps.close()
 
     async def _astream_chunks(self, request: PreparedRequest, run_manager: Any) -> AsyncIterator[Any]:
         """Async :meth:`_stream_chunks` (same steps, async I/O and callbacks)."""
         steps = self.engine.astream(request)
+        held: _Held = None
         try:
             async for step in steps:
-                chunk, tell = self._emit(step, request)
-                if tell and run_manager:
-                    await run_manager.on_llm_new_token(step.text, chunk=chunk)
-                if chunk is not None:
-                    yield chunk
+                out, held = self._held(held, step, request)
+                if out is not None:
+                    if run_manager:
+                        await run_manager.on_llm_new_token(out[0], chunk=out[1])
+                    yield out[1]
+        except SageMakerError:
+            if held is not None:
+                if run_manager:
+                    await run_manager.on_llm_new_token(held[0], chunk=held[1])
+                yield held[1]
+            raise
         finally:
             await steps.aclose()

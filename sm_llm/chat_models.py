@@ -35,6 +35,7 @@ from sm_llm._core.request import PreparedRequest, reply_metadata
 from sm_llm._registry import register
 from sm_llm._routing import INVOKE, STREAM, Operation
 from sm_llm._stop import truncate_at_stop
+from sm_llm._tokens import token_ids
 from sm_llm.chat_templates import ChatTemplate
 from sm_llm.errors import ConfigurationError
 
@@ -110,6 +111,21 @@ class ChatSageMaker(GenerativeBase, BaseChatModel):
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         return self._ls_params("chat", stop, kwargs)
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of ``text`` (so ``get_num_tokens``): ``custom_get_token_ids`` if given,
+        else the ``tokenizer.json`` beside a ``tokenizer_config.json`` chat template (needs
+        ``pip install 'sm-llm[tokenizers]'``); otherwise a ``ConfigurationError`` — never
+        LangChain's GPT-2 guess."""
+        tokenizer = self._template.tokenizer if self._template is not None else None
+        return token_ids(text, custom=self.custom_get_token_ids, tokenizer=tokenizer, owner="ChatSageMaker")
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        params = super()._identifying_params
+        if self._template is not None:
+            params["chat_template"] = self._template.name
+        return params
 
     # -- requests -----------------------------------------------------------------
 

@@ -150,6 +150,8 @@ class ChatTemplate:
     eos_token: str = ""
     stop: list[str] = dataclasses.field(default_factory=list, hash=False)
     name: str = "inline"
+    tokenizer: str | None = None
+    """The ``tokenizer.json`` beside a ``tokenizer_config.json`` template, if there is one."""
 
     def __post_init__(self) -> None:
         _compile(self.source)  # a syntax error surfaces here, before any request
@@ -225,7 +227,11 @@ class ChatTemplate:
         if not isinstance(source, str):
             raise ConfigurationError(f"{str(path)!r} has no chat_template")
         eos = _token(config.get("eos_token"))
-        return cls(source, _token(config.get("bos_token")), eos, [eos] if eos else [], str(path))
+        tokenizer = path.with_name("tokenizer.json")
+        return cls(
+            source, _token(config.get("bos_token")), eos, [eos] if eos else [], str(path),
+            str(tokenizer) if tokenizer.is_file() else None,
+        )
 
     def render(
         self,

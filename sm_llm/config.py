@@ -42,7 +42,6 @@ __all__ = ["config_fields", "config_schema", "load_config", "masked", "to_config
 SECRETS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 _NOT_CONFIG = {"client", "transport", "config", "rate_limiter", "callbacks", "cache", "custom_get_token_ids", "profile"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_PATHLIKE = (".yaml", ".yml", ".jinja", ".json", ".j2")
 
 
 def config_fields(kind: str) -> dict[str, Any]:
@@ -82,16 +81,26 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _is_path(key: str, value: str) -> bool:
+    """Whether the adapter will read ``value`` of field ``key`` as a file path — the same
+    rules as ``ContentHandler.resolve`` / ``ChatTemplate.resolve``."""
+    from sm_llm.handlers import list_presets
+
+    if key == "content_handler":
+        return value.endswith((".yaml", ".yml")) or "/" in value
+    inline = "{%" in value or "{{" in value
+    return bool(value) and not inline and value not in list_presets("chat")
+
+
 def _resolve_paths(fields: dict[str, Any], base_dir: Path | None) -> None:
-    """``content_handler`` / ``chat_template`` paths are relative to the YAML file."""
+    """Every path field (``content_handler``, ``chat_template``) is relative to the YAML
+    file's directory, never to the current one — with or without a suffix."""
     if base_dir is None:
         return
     for key in ("content_handler", "chat_template"):
         value = fields.get(key)
-        if isinstance(value, str) and value.endswith(_PATHLIKE) and "{" not in value:
-            candidate = Path(value)
-            if not candidate.is_absolute():
-                fields[key] = str((base_dir / candidate).resolve())
+        if isinstance(value, str) and _is_path(key, value) and not Path(value).is_absolute():
+            fields[key] = str((base_dir / value).resolve())
 
 
 def _build(

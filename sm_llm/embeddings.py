@@ -40,7 +40,7 @@ from sm_llm._core.request import PreparedRequest
 from sm_llm._expr import Getter, compile_expression
 from sm_llm._registry import register
 from sm_llm._routing import INVOKE
-from sm_llm.errors import ConfigurationError, ResponseParseError
+from sm_llm.errors import ConfigurationError, ResponseParseError, snippet
 from sm_llm.handlers import ContentHandler, ParsedOutput
 
 __all__ = ["SageMakerEmbeddings"]
@@ -48,7 +48,6 @@ __all__ = ["SageMakerEmbeddings"]
 # Batches are parsed with a copy of the handler whose text is this constant: the
 # vectors are then neither stringified nor selected by an expression that may raise.
 _NO_TEXT = '`""`'
-_SNIPPET = 200
 
 
 @register("embeddings")
@@ -157,9 +156,8 @@ class SageMakerEmbeddings(AdapterBase, Embeddings):
             text = data.decode("utf-8", "replace") if isinstance(data, bytes) else json.dumps(data)
         except (TypeError, ValueError):
             text = repr(data)
-        snippet = text[:_SNIPPET] + ("…" if len(text) > _SNIPPET else "")
         return ResponseParseError(
-            f"{message} (handler {self.handler.name!r})", body_snippet=snippet
+            f"{message} (handler {self.handler.name!r})", body_snippet=snippet(text)
         )
 
     def _embed_batch(self, request: PreparedRequest, expected: int) -> list[list[float]]:

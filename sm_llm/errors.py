@@ -29,7 +29,32 @@ __all__ = [
     "ServiceUnavailableError",
     "StreamError",
     "ThrottlingError",
+    "snippet",
+    "truncated",
 ]
+
+SNIPPET = 200
+"""Characters of a reply body quoted in an error message."""
+MAX_QUOTE = 1_000
+"""Characters of any other text from the wire (a service or stream error message) quoted."""
+MAX_MESSAGE = 10_000
+"""No error message is longer than this (a backstop: the limits above apply first)."""
+MAX_BODY = 65_536
+"""Characters of a body kept in an attribute (``ModelError.original_message``)."""
+
+
+def snippet(text: str, limit: int = SNIPPET) -> str:
+    """``text`` cut to ``limit`` characters, ``…`` marking a cut — for quoting in a message."""
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
+def truncated(text: str, limit: int = MAX_BODY) -> str:
+    """``text`` kept whole up to ``limit`` characters, then cut with a marker saying how much
+    was left out — for attributes that hold a body on the user's request."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [truncated: {len(text) - limit} more characters]"
+
 
 class SageMakerError(lc.ModelError):
     """Base class of every sm_llm error.
@@ -47,6 +72,7 @@ class SageMakerError(lc.ModelError):
         error_code: str | None = None,
         request_id: str | None = None,
     ) -> None:
+        message = truncated(message, MAX_MESSAGE)
         super().__init__(message)
         self.message = message
         self.status_code = status_code
@@ -93,7 +119,9 @@ class ModelError(SageMakerError, lc.ModelInvalidRequestError):
     """The container answered with an error (service status 424).
 
     ``original_status_code`` and ``original_message`` are what the container
-    sent; ``log_stream_arn`` and ``log_url`` point at its CloudWatch logs.
+    sent (the body whole up to 64 KiB, then cut with a ``… [truncated: N more
+    characters]`` marker; the message quotes only its first 200 characters);
+    ``log_stream_arn`` and ``log_url`` point at its CloudWatch logs.
     """
 
     def __init__(
@@ -108,7 +136,7 @@ class ModelError(SageMakerError, lc.ModelInvalidRequestError):
     ) -> None:
         super().__init__(message, **kwargs)
         self.original_status_code = original_status_code
-        self.original_message = original_message
+        self.original_message = None if original_message is None else truncated(original_message)
         self.log_stream_arn = log_stream_arn
         self.log_url = log_url
 

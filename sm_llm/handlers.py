@@ -22,7 +22,7 @@ from sm_llm._expr import Getter, compile_expression
 from sm_llm._routing import check_media_type
 from sm_llm._templating import compile_template, render
 from sm_llm._validation import validation_problems
-from sm_llm.errors import ConfigurationError, ModelError, ResponseParseError, StreamError
+from sm_llm.errors import ConfigurationError, ModelError, ResponseParseError, StreamError, snippet
 
 __all__ = [
     "ContentHandler",
@@ -50,7 +50,6 @@ _FINISH_REASONS = {
     "tool_calls": "tool_calls",
     "content_filter": "content_filter",
 }
-_SNIPPET = 200
 
 
 def normalize_finish_reason(reason: Any) -> str | None:
@@ -181,8 +180,7 @@ def _read_usage(getters: tuple[tuple[str, Getter], ...], data: Any) -> dict[str,
 
 def quote_body(body: bytes | str) -> str:
     """The start of a reply body (or record) for an error message."""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    return text[:_SNIPPET] + ("…" if len(text) > _SNIPPET else "")
+    return snippet(body.decode("utf-8", "replace") if isinstance(body, bytes) else body)
 
 
 class ContentHandler(BaseModel):

@@ -20,6 +20,7 @@ from sm_llm._core.request import PreparedRequest, reply_metadata
 from sm_llm._registry import register
 from sm_llm._routing import INVOKE, STREAM, Operation
 from sm_llm._stop import truncate_at_stop
+from sm_llm._tokens import token_ids
 from sm_llm.handlers import ParsedOutput
 
 __all__ = ["SageMakerLLM"]
@@ -47,18 +48,13 @@ class SageMakerLLM(GenerativeBase, BaseLLM):
     def _llm_type(self) -> str:
         return "amazon_sagemaker"
 
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {
-            "endpoint_name": self.endpoint_name,
-            "content_handler": self.handler.name,
-            "target_model": self.target_model,
-            "inference_component_name": self.inference_component_name,
-            "model_kwargs": self.model_kwargs,
-        }
-
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         return self._ls_params("llm", stop, kwargs)
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of ``text`` (so ``get_num_tokens``) from ``custom_get_token_ids``;
+        without it a ``ConfigurationError`` — never LangChain's GPT-2 guess."""
+        return token_ids(text, custom=self.custom_get_token_ids, tokenizer=None, owner="SageMakerLLM")
 
     # -- batches ------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeVar
 
 from sm_llm._async_config import AsyncInferenceConfig
+from sm_llm._core.calllog import StreamOutcome, log_call
 from sm_llm._core.pipeline import StreamPipeline, StreamStep
 from sm_llm._core.request import PreparedRequest, RequestSpec, prepare, with_attempts
 from sm_llm._core.retry import RetryPolicy, RetryState
@@ -110,10 +111,12 @@ class Engine:
 
     # -- retries --------------------------------------------------------------------------
 
-    def retrying(self, attempt: Callable[[float | None], T]) -> tuple[T, RetryState]:
+    def retrying(
+        self, attempt: Callable[[float | None], T], state: RetryState | None = None
+    ) -> tuple[T, RetryState]:
         """Run ``attempt(remaining seconds)`` under the retry policy; the transport bounds
         each attempt by the time it is given, so none outlives the deadline."""
-        state = self.policy.start()
+        state = state or self.policy.start()
         while True:
             remaining = state.remaining()
             if remaining is not None and remaining <= 0:
@@ -126,9 +129,11 @@ class Engine:
                     raise
                 time.sleep(delay)
 
-    async def aretrying(self, attempt: Callable[[float | None], Awaitable[T]]) -> tuple[T, RetryState]:
+    async def aretrying(
+        self, attempt: Callable[[float | None], Awaitable[T]], state: RetryState | None = None
+    ) -> tuple[T, RetryState]:
         """Async :meth:`retrying`: every attempt is also cancelled at the deadline."""
-        state = self.policy.start()
+        state = state or self.policy.start()
         while True:
             remaining = state.remaining()
             try:
@@ -148,13 +153,26 @@ class Engine:
     # -- whole replies --------------------------------------------------------------------
 
     def call(self, request: PreparedRequest) -> Reply:
-        """One logical ``InvokeEndpoint`` (retried per policy): parsed output and metadata."""
-        result, state = self.retrying(lambda t: self.transport.invoke(request.params, timeout=t))
+        """One logical ``InvokeEndpoint`` (retried per policy): parsed output and metadata.
+        Each attempt, its body included, must finish within the time left of ``timeout``."""
+        state = self.policy.start()
+        try:
+            result, _ = self.retrying(lambda t: self.transport.invoke(request.params, timeout=t), state)
+        except SageMakerError as exc:
+            log_call(INVOKE, request.params, state, error=exc)
+            raise
+        log_call(INVOKE, request.params, state, status=result.status)
         return Reply(request.handler.parse_response(result.body), with_attempts(result.metadata, state, request))
 
     async def acall(self, request: PreparedRequest) -> Reply:
         """Async :meth:`call`."""
-        result, state = await self.aretrying(lambda t: self.transport.ainvoke(request.params, timeout=t))
+        state = self.policy.start()
+        try:
+            result, _ = await self.aretrying(lambda t: self.transport.ainvoke(request.params, timeout=t), state)
+        except SageMakerError as exc:
+            log_call(INVOKE, request.params, state, error=exc)
+            raise
+        log_call(INVOKE, request.params, state, status=result.status)
         return Reply(request.handler.parse_response(result.body), with_attempts(result.metadata, state, request))
 
     # -- streams --------------------------------------------------------------------------
@@ -162,23 +180,47 @@ class Engine:
     def stream(self, request: PreparedRequest) -> Generator[StreamStep, None, None]:
         """The steps of one streamed call, the :class:`StreamEnd` last. Only opening the
         stream is retried; the HTTP stream is closed however iteration ends."""
-        result, state = self.retrying(lambda t: self.transport.invoke_stream(request.params, timeout=t))
+        state = self.policy.start()
+        outcome = StreamOutcome(request.params, state)
+        try:
+            result, _ = self.retrying(lambda t: self.transport.invoke_stream(request.params, timeout=t), state)
+        except SageMakerError as exc:
+            outcome.failed(exc)
+            raise
+        outcome.status = result.status
         pipeline = StreamPipeline(request.handler, request.stop, metadata=with_attempts(result.metadata, state, request))
         try:
             yield from pipeline.steps(result.parts)
+        except SageMakerError as exc:
+            outcome.failed(exc)
+            raise
         finally:
             result.close()
+            outcome.log()
         yield pipeline.end()
 
     async def astream(self, request: PreparedRequest) -> AsyncGenerator[StreamStep, None]:
         """Async :meth:`stream`."""
-        result, state = await self.aretrying(lambda t: self.transport.ainvoke_stream(request.params, timeout=t))
+        state = self.policy.start()
+        outcome = StreamOutcome(request.params, state)
+        try:
+            result, _ = await self.aretrying(
+                lambda t: self.transport.ainvoke_stream(request.params, timeout=t), state
+            )
+        except SageMakerError as exc:
+            outcome.failed(exc)
+            raise
+        outcome.status = result.status
         pipeline = StreamPipeline(request.handler, request.stop, metadata=with_attempts(result.metadata, state, request))
         try:
             async for step in pipeline.asteps(result.parts):
                 yield step
+        except SageMakerError as exc:
+            outcome.failed(exc)
+            raise
         finally:
             result.close()
+            outcome.log()
         yield pipeline.end()
 
     # -- asynchronous inference -----------------------------------------------------------

@@ -36,6 +36,7 @@ from sm_llm.errors import (
     JobTimeoutError,
     RequestValidationError,
     SageMakerError,
+    snippet,
 )
 from sm_llm.handlers import list_presets
 
@@ -210,7 +211,7 @@ class InferenceJob:
         done = self._done
         assert done is not None
         if done.failure is not None:
-            shown = done.failure.strip()[:500] or "(empty failure object)"
+            shown = snippet(done.failure.strip()) or "(empty failure object)"
             raise AsyncInferenceError(
                 f"async inference job {self.inference_id} on endpoint {self.endpoint_name!r} "
                 f"failed ({self.failure_location}): {shown}",

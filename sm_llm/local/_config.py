@@ -35,6 +35,7 @@ The YAML shape (every key optional; omitting ``endpoints`` keeps the default set
       error_rates: {ThrottlingException: 0.1}
       fail_next: [ServiceUnavailable]
       token_delay_ms: 0
+      body_byte_delay_ms: 0           # InvokeEndpoint: the reply body sent one byte at a time
       stream_split_seed: null
       stream_max_part: 0
       stream_omit_trailing_newline: false
@@ -109,6 +110,9 @@ class FaultConfig(_Model):
     error_rates: dict[FaultCode, float] = Field(default_factory=dict)
     fail_next: list[FaultCode] = Field(default_factory=list)
     token_delay_ms: float = Field(default=0.0, ge=0)
+    body_byte_delay_ms: float = Field(default=0.0, ge=0)
+    """``InvokeEndpoint`` replies: headers at once, then the body one byte every this many ms
+    (a reply that trickles in, never tripping a per-read timeout)."""
     stream_split_seed: int | None = None
     stream_max_part: int = Field(default=0, ge=0)
     stream_omit_trailing_newline: bool = False

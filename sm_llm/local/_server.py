@@ -360,7 +360,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._write(body[: len(body) // 2])
             self.close_connection = True
             return
+        byte_delay = faults.config.body_byte_delay_ms / 1000.0
+        if byte_delay > 0:
+            self._dribble(response.status, headers, body, byte_delay)
+            return
         self._send_body(response.status, headers, body)
+
+    def _dribble(self, status: int, headers: Mapping[str, str], body: bytes, delay: float) -> None:
+        """Send ``body`` one byte every ``delay`` seconds (the ``body_byte_delay_ms`` fault)."""
+        self._start(status, {**headers, "Content-Length": str(len(body))})
+        for index in range(len(body)):
+            if self.server.state.wait(delay):
+                self.close_connection = True
+                return
+            self._write(body[index : index + 1])  # a reader that gave up ends this with _Abort
 
     def _stream(
         self,

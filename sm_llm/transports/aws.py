@@ -4,14 +4,17 @@ async ones — or worker threads when aiobotocore is missing or a sync client wa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import inspect
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, cast
 
+from sm_llm import errors as e
 from sm_llm.errors import ConfigurationError
 from sm_llm.transports import s3
 from sm_llm.transports.base import InvokeResult, S3Object, StreamResult
@@ -24,7 +27,7 @@ from sm_llm.transports.clients import (
 )
 from sm_llm.transports.mapping import mapped
 
-__all__ = ["AIO_AVAILABLE", "BotocoreTransport", "response_metadata"]
+__all__ = ["AIO_AVAILABLE", "BotocoreTransport", "http_status", "response_metadata"]
 
 T = TypeVar("T")
 
@@ -53,6 +56,57 @@ def response_metadata(response: dict[str, Any]) -> dict[str, Any]:
     if request_id:
         meta["request_id"] = request_id
     return meta
+
+
+def http_status(response: dict[str, Any]) -> int | None:
+    """The reply's HTTP status code."""
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status if isinstance(status, int) else None
+
+
+_READ_CHUNK = 65_536
+
+
+def _socket(raw: Any) -> Any:
+    """The socket under urllib3's response, found the way botocore's
+    ``StreamingBody.set_socket_timeout`` finds it (``None`` once the body is read)."""
+    fp = getattr(getattr(raw, "_fp", None), "fp", None)
+    return getattr(getattr(fp, "raw", None), "_sock", None)
+
+
+def _read_body(body: Any, deadline: float | None) -> bytes:
+    """A ``StreamingBody`` read whole, by the ``deadline`` (``time.monotonic()``) if given.
+
+    Each read takes what has arrived (``read1``) and may wait only the time left: the
+    socket's timeout is set to it before every read. No thread is involved.
+    """
+    raw: Any = getattr(body, "_raw_stream", None)  # urllib3's response, as botocore reads it
+    if deadline is None or not hasattr(raw, "read1"):
+        return bytes(body.read())
+    from urllib3.exceptions import ReadTimeoutError
+
+    chunks: list[bytes] = []
+    sock = _socket(raw)
+    usual = sock.gettimeout() if sock is not None else None
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            if sock is not None:
+                sock.settimeout(left)
+            chunk = raw.read1(_READ_CHUNK)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    except (ReadTimeoutError, TimeoutError):
+        pass
+    finally:
+        if sock is not None:  # the connection may go back to the pool: its usual read timeout
+            with contextlib.suppress(OSError):
+                sock.settimeout(usual)
+    body.close()  # unread data remains: the connection is dropped, not reused
+    received = sum(map(len, chunks))
+    raise e.RequestTimeoutError(
+        f"the reply body did not arrive within the timeout ({received} bytes received)"
+    )
 
 
 def _is_async_client(client: Any) -> bool:
@@ -180,16 +234,24 @@ class BotocoreTransport:
                 client.close()
 
     def invoke(self, params: dict[str, Any], *, timeout: float | None = None) -> InvokeResult:
-        """``InvokeEndpoint``: the whole body read, errors mapped."""
-        with mapped(INVOKE, params.get("EndpointName")):
-            client, short_lived = self._bounded_client(timeout)
-            try:
-                response = client.invoke_endpoint(**params)
-                body = response["Body"].read()
-            finally:
-                if short_lived:
-                    client.close()
-        return InvokeResult(body=body, metadata=response_metadata(response))
+        """``InvokeEndpoint``: the whole body read, errors mapped. With ``timeout``, the body
+        must arrive within it, however slowly it trickles in (botocore's read timeout bounds
+        each socket read, not the body)."""
+        started, endpoint = time.monotonic(), params.get("EndpointName")
+        try:
+            with mapped(INVOKE, endpoint):
+                client, short_lived = self._bounded_client(timeout)
+                try:
+                    response = client.invoke_endpoint(**params)
+                    body = _read_body(response["Body"], None if timeout is None else started + timeout)
+                finally:
+                    if short_lived:
+                        client.close()
+        except e.RequestTimeoutError as exc:
+            if exc.__cause__ is not None:  # already mapped: botocore's own timeout
+                raise
+            raise e.RequestTimeoutError(f"InvokeEndpoint on endpoint {endpoint!r}: {exc}") from exc
+        return InvokeResult(body=body, metadata=response_metadata(response), status=http_status(response))
 
     def invoke_stream(self, params: dict[str, Any], *, timeout: float | None = None) -> StreamResult:
         """``InvokeEndpointWithResponseStream``: an open stream of PayloadPart bytes."""
@@ -216,7 +278,7 @@ class BotocoreTransport:
             if short_lived:
                 client.close()
 
-        return StreamResult(parts=parts(), metadata=response_metadata(response), on_close=close)
+        return StreamResult(parts(), response_metadata(response), close, http_status(response))
 
     def invoke_async(self, params: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
         """``InvokeEndpointAsync`` (an inline ``Body`` needs a recent botocore)."""
@@ -236,13 +298,13 @@ class BotocoreTransport:
             response = await client.invoke_endpoint(**params)
             async with response["Body"] as body:
                 data = await body.read()
-        return InvokeResult(body=data, metadata=response_metadata(response))
+        return InvokeResult(body=data, metadata=response_metadata(response), status=http_status(response))
 
     async def ainvoke_stream(self, params: dict[str, Any], *, timeout: float | None = None) -> StreamResult:
         """Async :meth:`invoke_stream`: ``parts`` is an async iterator."""
         if not self._native_async():
             result = await self._in_thread(lambda: self.invoke_stream(params, timeout=timeout))
-            return StreamResult(self._threaded_parts(result), result.metadata, result.close)
+            return StreamResult(self._threaded_parts(result), result.metadata, result.close, result.status)
         endpoint = params.get("EndpointName")
         with mapped(STREAM, endpoint):
             client = await self._aclient()
@@ -256,7 +318,7 @@ class BotocoreTransport:
                     if part is not None:
                         yield part.get("Bytes", b"")
 
-        return StreamResult(parts=parts(), metadata=response_metadata(response), on_close=stream.close)
+        return StreamResult(parts(), response_metadata(response), stream.close, http_status(response))
 
     async def _threaded_parts(self, result: StreamResult) -> AsyncIterator[bytes]:
         """PayloadPart bytes of a sync stream, each read in a worker thread."""

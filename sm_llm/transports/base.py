@@ -22,6 +22,8 @@ class InvokeResult:
 
     body: bytes
     metadata: dict[str, Any]
+    status: int | None = None
+    """The HTTP status of the reply."""
 
 
 @dataclass(slots=True)
@@ -32,6 +34,8 @@ class StreamResult:
     parts: Any
     metadata: dict[str, Any]
     on_close: Callable[[], Any] | None = None
+    status: int | None = None
+    """The HTTP status of the reply."""
 
     def close(self) -> None:
         """Close the HTTP response (and its connection when unread data remains)."""

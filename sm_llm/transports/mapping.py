@@ -84,18 +84,18 @@ def map_error(
         return exc
     where = f"{operation} on endpoint {endpoint!r}" if endpoint else operation
     if in_stream and not isinstance(exc, bx.ClientError):
-        return e.StreamError(f"{where}: the stream broke: {type(exc).__name__}: {exc}",
+        return e.StreamError(f"{where}: the stream broke: {type(exc).__name__}: {_quote(exc)}",
                              partial_text=partial_text)
     if isinstance(exc, bx.ClientError):
         return _client_error(exc, where, partial_text)
     if isinstance(exc, (bx.ReadTimeoutError, bx.ConnectTimeoutError)):
         if partial_text:
-            return e.StreamError(f"{where}: the stream stalled: {exc}", partial_text=partial_text)
-        return e.RequestTimeoutError(f"{where} timed out: {exc}")
+            return e.StreamError(f"{where}: the stream stalled: {_quote(exc)}", partial_text=partial_text)
+        return e.RequestTimeoutError(f"{where} timed out: {_quote(exc)}")
     if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectionClosedError, bx.ConnectionError)):
         if partial_text:
-            return e.StreamError(f"{where}: connection lost: {exc}", partial_text=partial_text)
-        return e.EndpointUnreachableError(f"{where}: cannot reach the endpoint: {exc}")
+            return e.StreamError(f"{where}: connection lost: {_quote(exc)}", partial_text=partial_text)
+        return e.EndpointUnreachableError(f"{where}: cannot reach the endpoint: {_quote(exc)}")
     if isinstance(exc, bx.NoCredentialsError):
         return e.ConfigurationError(
             "no AWS credentials found", field="credentials_profile_name",
@@ -105,12 +105,12 @@ def map_error(
     if isinstance(exc, bx.NoRegionError):
         return no_region_error()
     if isinstance(exc, bx.ParamValidationError):
-        return e.ConfigurationError(f"{where}: invalid request: {exc}")
+        return e.ConfigurationError(f"{where}: invalid request: {_quote(exc)}")
     if isinstance(exc, bx.BotoCoreError):
-        return e.EndpointUnreachableError(f"{where} failed: {exc}")
+        return e.EndpointUnreachableError(f"{where} failed: {_quote(exc)}")
     if isinstance(exc, (OSError, Urllib3Error)) or _is_aiohttp_error(exc):
-        return e.EndpointUnreachableError(f"{where}: connection failed: {exc}")
-    return e.SageMakerError(f"{where} failed: {type(exc).__name__}: {exc}")
+        return e.EndpointUnreachableError(f"{where}: connection failed: {_quote(exc)}")
+    return e.SageMakerError(f"{where} failed: {type(exc).__name__}: {_quote(exc)}")
 
 
 def _is_aiohttp_error(exc: BaseException) -> bool:
@@ -122,11 +122,25 @@ def _is_aiohttp_error(exc: BaseException) -> bool:
     return isinstance(exc, ClientError)
 
 
+def _quote(text: object) -> str:
+    """Text from the wire (or an exception quoting it), bounded for an error message."""
+    return e.snippet(str(text), e.MAX_QUOTE)
+
+
+def _service_message(message: str, original: object) -> str:
+    """The service's error message, bounded: a container body quoted in it (``OriginalMessage``)
+    is cut to 200 characters, the rest to 1,000."""
+    if isinstance(original, str) and len(original) > e.SNIPPET and original in message:
+        message = message.replace(original, e.snippet(original), 1)
+    return _quote(message)
+
+
 def _client_error(exc: Any, where: str, partial_text: str) -> e.SageMakerError:
     response: dict[str, Any] = getattr(exc, "response", {}) or {}
     error = response.get("Error", {})
     code = str(error.get("Code", ""))
-    message = str(error.get("Message", "")) or str(exc)
+    full = str(error.get("Message", "")) or str(exc)
+    message = _service_message(full, response.get("OriginalMessage"))
     meta = response.get("ResponseMetadata", {})
     status = meta.get("HTTPStatusCode")
     common: dict[str, Any] = {
@@ -140,7 +154,7 @@ def _client_error(exc: Any, where: str, partial_text: str) -> e.SageMakerError:
                              partial_text=partial_text, **common)
     if code == "ModelError" or status == 424:
         arn = response.get("LogStreamArn")
-        found = _LOG_URL.search(message)
+        found = _LOG_URL.search(full)
         return e.ModelError(
             text,
             original_status_code=response.get("OriginalStatusCode"),

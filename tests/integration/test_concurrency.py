@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -67,7 +68,7 @@ async def test_pool_bounds_connections(make_llm: Any, ep: Any, fault: Any, trans
 async def test_astream_and_ainvoke(make_llm: Any, fault: Any, ep: Any, transport: str) -> None:
     ep.faults = fault(stream_split_seed=4)
     llm = make_llm("lmi", content_handler="lmi")
-    assert [p async for p in llm.astream("a b")] == ["Echo:", " a", " b", ""]
+    assert [p async for p in llm.astream("a b")] == ["Echo:", " a", " b"]  # no empty last chunk
     assert await llm.ainvoke("c d") == "Echo: c d"
     await llm.aclose()
 
@@ -113,6 +114,41 @@ def test_sync_timeout(make_llm: Any, ep: Any, fault: Any) -> None:
         llm.invoke("x")
     assert time.monotonic() - started < 1.5
     assert isinstance(info.value.__cause__, Exception)
+
+
+@pytest.mark.parametrize("kind", ["llm", "embeddings"])
+def test_sync_timeout_bounds_a_body_that_trickles_in(make_llm: Any, ep: Any, fault: Any, kind: str) -> None:
+    # One byte every 0.2 s: each socket read succeeds, so only an overall deadline stops it
+    # (unbounded, the ~100-byte reply takes ~20 s).
+    from sm_llm import SageMakerEmbeddings
+
+    adapter: Any = (
+        SageMakerEmbeddings(endpoint_name="tei", endpoint_url=ep.url, region_name="us-east-1",
+                            max_retries=0, timeout=1.0)
+        if kind == "embeddings" else make_llm("tgi", timeout=1.0)
+    )
+    call = (lambda: adapter.invoke("x")) if kind == "llm" else (lambda: adapter.embed_query("x"))
+    call()  # a pooled connection, whose read timeout must come back intact
+    ep.faults = fault(body_byte_delay_ms=200)
+    threads = threading.active_count()
+    started = time.monotonic()
+    with pytest.raises(e.RequestTimeoutError, match=r"within the timeout|within timeout=1\.0s"):
+        call()
+    assert time.monotonic() - started < 2.0  # timeout=1.0 plus slack for a loaded machine
+    assert threading.active_count() <= threads  # bounded in the calling thread: none left behind
+    ep.faults = fault()
+    call()  # the adapter still works
+
+
+async def test_async_timeout_bounds_a_body_that_trickles_in(make_llm: Any, ep: Any, fault: Any, transport: str) -> None:
+    llm = make_llm("tgi", timeout=1.0)
+    await llm.ainvoke("x")  # the client exists: only the call is timed
+    ep.faults = fault(body_byte_delay_ms=200)
+    started = time.monotonic()
+    with pytest.raises(e.RequestTimeoutError):
+        await llm.ainvoke("x")
+    assert time.monotonic() - started < 2.0
+    await llm.aclose()
 
 
 def test_retries_are_reported(make_llm: Any, ep: Any, fault: Any) -> None:

@@ -4,7 +4,6 @@ plain install of this checkout plus the extras the example declares."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -52,10 +51,12 @@ def test_readme_shows_the_langchain_aws_example_it_runs() -> None:
 
 
 @pytest.mark.parametrize("served", [True, False], ids=["make-demo", "in-process"])
-def test_quickstart_says_it_talks_to_the_local_echo_model(ep: Any, served: bool) -> None:
+def test_quickstart_says_it_talks_to_the_local_echo_model(
+    ep: Any, served: bool, fresh_env: dict[str, str]
+) -> None:
     """``make demo`` runs the quickstart against ``sm-llm local serve`` (the URL variable set);
     alone it starts a local endpoint itself. Either way it says so and prints plain text."""
-    env = {k: v for k, v in os.environ.items() if k not in ("SM_LLM_ENDPOINT", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")}
+    env = dict(fresh_env)
     if served:
         env.update(AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=ep.url, AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
     result = subprocess.run(

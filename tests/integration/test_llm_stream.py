@@ -116,3 +116,42 @@ def test_stream_metadata_in_final_chunk(make_llm: Any) -> None:
     assert info["finish_reason"] == "length"
     assert info["usage"]["completion_tokens"] == 2
     assert info["invoked_production_variant"] == "AllTraffic"
+
+
+class _Tokens(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.tokens: list[str] = []
+
+    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        self.tokens.append(token)
+
+
+@pytest.mark.parametrize("preset", ["tgi", "lmi", "openai"])
+@pytest.mark.parametrize("kind", ["llm", "chat"])
+async def test_no_empty_chunks_the_last_one_carries_the_metadata(ep: Any, fault: Any, preset: str, kind: str) -> None:
+    from sm_llm import ChatSageMaker, SageMakerLLM
+
+    ep.faults = fault(stream_split_seed=5)
+    fields: dict[str, Any] = {"endpoint_name": preset, "content_handler": preset, "endpoint_url": ep.url,
+                              "region_name": "us-east-1", "max_tokens": 3}
+    if kind == "chat" and preset != "openai":
+        fields["chat_template"] = "chatml"
+    model: Any = SageMakerLLM(**fields) if kind == "llm" else ChatSageMaker(**fields)
+    sync, asynchronous = _Tokens(), _Tokens()
+    chunks = list(model.stream("a b c d", config={"callbacks": [sync]}))
+    achunks = [c async for c in model.astream("a b c d", config={"callbacks": [asynchronous]})]
+    for got, seen in ((chunks, sync), (achunks, asynchronous)):
+        texts = [c if isinstance(c, str) else c.content for c in got]
+        assert texts and all(texts), texts  # no '' chunk, at the end or anywhere
+        assert seen.tokens == texts
+        if kind == "chat":
+            last = got[-1]
+            assert last.chunk_position == "last"
+            assert last.response_metadata["finish_reason"] == "length"
+            if preset != "lmi":  # the lmi preset's stream reports no usage
+                assert last.usage_metadata is not None and last.usage_metadata["output_tokens"] == 3
+    if kind == "llm":
+        generation = model.generate(["a b c d"]).generations[0][0]
+        streamed = SageMakerLLM(**fields, streaming=True).generate(["a b c d"]).generations[0][0]
+        assert streamed.text == generation.text
+        assert streamed.generation_info["finish_reason"] == "length"

@@ -115,3 +115,27 @@ def test_bad_fields_are_refused_at_construction(ep: Any, fields: dict[str, Any],
     with pytest.raises(ConfigurationError, match=match):
         SageMakerLLM(**fields)
     assert ep.requests == []
+
+
+# -- SECURITY.md §4: error messages stay small whatever the container answers -----------------
+
+
+@pytest.mark.parametrize("operation", ["invoke", "ainvoke", "stream"])
+def test_a_container_error_with_a_megabyte_body_gives_a_short_message(ep: Any, operation: str) -> None:
+    # The openai container quotes the bad value back: a 1 MB body inside a 424 ModelError.
+    chat = ChatSageMaker(
+        endpoint_name="openai", content_handler="openai", endpoint_url=ep.url, region_name="us-east-1",
+        max_retries=0, model_kwargs={"temperature": "x" * 1_000_000},
+    )
+    with pytest.raises(e.ModelError) as info:
+        if operation == "invoke":
+            chat.invoke("hi")
+        elif operation == "ainvoke":
+            asyncio.run(chat.ainvoke("hi"))
+        else:
+            list(chat.stream("hi"))
+    err = info.value
+    assert len(str(err)) < 1_000 and len(repr(err)) < 1_100
+    assert err.original_status_code == 400 and err.log_url is not None
+    assert err.original_message is not None and len(err.original_message) < e.MAX_BODY + 100
+    assert err.original_message.endswith("more characters]")

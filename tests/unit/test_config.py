@@ -204,3 +204,36 @@ def test_cli_schema_and_check_errors(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert "negative_max_tokens.yaml:7 models.summariser.max_tokens: must be greater than 0" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+_HANDLER = "name: {name}\nrequest_template: '{{{{ {{\"x\": prompt}} | tojson }}}}'\nresponse: {{text: y}}\n"
+
+
+def test_every_path_field_is_relative_to_the_file_never_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    for root, name in ((project, "real"), (elsewhere, "decoy")):
+        (root / "h").mkdir(parents=True)
+        (root / "h" / "handler").write_text(_HANDLER.format(name=name))  # no .yaml suffix
+        (root / "h" / "handler.yml").write_text(_HANDLER.format(name=name))
+        (root / "t").mkdir()
+        (root / "t" / "chat.txt").write_text(f"{name}:{{{{ messages[-1]['content'] }}}}")
+        (root / "chat.txt").write_text(f"{name}:{{{{ messages[-1]['content'] }}}}")
+    path = project / "agent.yaml"
+    path.write_text(
+        "models:\n"
+        "  a: {kind: chat, endpoint_name: ep, content_handler: h/handler, chat_template: t/chat.txt}\n"
+        "  b: {kind: chat, endpoint_name: ep, content_handler: h/handler.yml, chat_template: chat.txt}\n"
+        "  c: {kind: chat, endpoint_name: ep, content_handler: tgi, chat_template: llama3}\n"
+        "  d: {kind: chat, endpoint_name: ep, content_handler: tgi, chat_template: '{{ messages[0].content }}'}\n"
+    )
+    monkeypatch.chdir(elsewhere)  # the decoys sit in the current directory
+    for name in ("a", "b"):
+        chat = load_config(path, name=name)
+        assert isinstance(chat, ChatSageMaker) and chat.handler.name == "real"
+        assert chat._template is not None and chat._template.source.startswith("real:")
+        assert str(chat.chat_template).startswith(str(project.resolve()))
+    c = load_config(path, name="c")  # presets and inline templates are not paths
+    assert c.content_handler == "tgi" and c.chat_template == "llama3"
+    assert load_config(path, name="d").chat_template == "{{ messages[0].content }}"

@@ -111,3 +111,55 @@ def test_configuration_error_names_the_field_to_set() -> None:
     assert str(missing).startswith("no AWS credentials found: configure a profile (credentials_profile_name=...)")
     no_region = map_error(bx.NoRegionError(), "InvokeEndpoint", "ep")
     assert isinstance(no_region, e.ConfigurationError) and no_region.field == "region_name"
+
+
+BIG = "x" * 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("error", "cls"),
+    [
+        (client_error("ValidationError", 400, BIG), e.RequestValidationError),
+        (client_error("ModelError", 424, f'Received client error (422) from primary with message "{BIG}". '
+                      "See https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1"
+                      "#logEventViewer:group=/aws/sagemaker/Endpoints/ep in account 1 for more information.",
+                      OriginalStatusCode=422, OriginalMessage=BIG), e.ModelError),
+        (client_error("ModelStreamError", 200, BIG), e.StreamError),
+        (client_error("ThrottlingException", 429, BIG), e.ThrottlingError),
+        (bx.ReadTimeoutError(endpoint_url=BIG), e.RequestTimeoutError),
+        (OSError(BIG), e.EndpointUnreachableError),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else value.__name__,
+)
+def test_messages_quoting_a_large_body_are_bounded(error: Exception, cls: type) -> None:
+    err = map_error(error, "InvokeEndpoint", "ep")
+    assert type(err) is cls
+    assert len(str(err)) <= e.MAX_QUOTE + 100
+    assert str(err).count("x") <= e.MAX_QUOTE + 1
+
+
+def test_a_mid_stream_failure_quoting_a_large_body_is_bounded() -> None:
+    err = map_error(ValueError(BIG), "InvokeEndpointWithResponseStream", "ep", in_stream=True)
+    assert isinstance(err, e.StreamError) and len(str(err)) <= e.MAX_QUOTE + 150
+
+
+def test_model_error_quotes_200_characters_and_keeps_the_body_truncated_with_a_marker() -> None:
+    message = (f'Received server error (500) from primary with message "{BIG}". See '
+               "https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1"
+               "#logEventViewer:group=/aws/sagemaker/Endpoints/ep in account 1 for more information.")
+    err = map_error(client_error("ModelError", 424, message, OriginalMessage=BIG), "InvokeEndpoint", "ep")
+    assert isinstance(err, e.ModelError)
+    assert str(err).count("x") == e.SNIPPET  # the body quoted: its first 200 characters, then …
+    assert 'x…". See https://us-east-1.console.aws.amazon.com' in str(err)  # the frame is kept
+    assert err.log_url is not None and err.log_url.endswith("group=/aws/sagemaker/Endpoints/ep")
+    assert err.original_message is not None
+    assert err.original_message.startswith("x" * e.MAX_BODY)
+    assert err.original_message.endswith(f"… [truncated: {len(BIG) - e.MAX_BODY} more characters]")
+    small = map_error(client_error("ModelError", 424, 'with message "ok"', OriginalMessage="ok"), "InvokeEndpoint", "ep")
+    assert isinstance(small, e.ModelError) and small.original_message == "ok"
+
+
+def test_every_error_message_is_bounded() -> None:
+    err = e.ConfigurationError(BIG)
+    assert len(str(err)) < e.MAX_MESSAGE + 50 and str(err).endswith("more characters]")
+    assert err.message == str(err)
