@@ -6,19 +6,34 @@ expressions are plain paths (``token.text``, ``choices[0].delta.content``) or
 are evaluated here by direct indexing — same semantics as JMESPath (``None`` on a
 missing key or a type mismatch; ``||`` skips null, false, ``""``, ``[]`` and
 ``{}`` but not ``0``), several times faster, which matters once per stream
-record. Everything else goes to ``jmespath``.
+record. Everything else goes to ``jmespath``, bounded: an expression has at most
+:data:`MAX_CHARS` characters, :data:`MAX_NODES` nodes and :data:`MAX_DEPTH` levels
+(checked when the handler loads), and at run time ``to_string``, ``join`` and the
+result may not exceed :data:`MAX_UNITS` plus twice the size of the reply, counting
+shared references every time (``to_string([@, @])`` doubles) — else
+``ResponseParseError``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
-from sm_llm.errors import ConfigurationError
+from sm_llm.errors import ConfigurationError, ResponseParseError
 
-__all__ = ["Getter", "compile_expression"]
+__all__ = ["MAX_CHARS", "MAX_DEPTH", "MAX_NODES", "MAX_UNITS", "Getter", "compile_expression"]
+
+MAX_CHARS = 1024
+"""Longest JMESPath expression."""
+MAX_NODES = 64
+"""Most nodes in a parsed expression (the shipped presets use at most 12)."""
+MAX_DEPTH = 16
+"""Deepest parsed expression."""
+MAX_UNITS = 1 << 20
+"""Characters (a container element counts 8) an evaluation may build beyond twice the reply."""
 
 Getter = Callable[[Any], Any]
 
@@ -129,9 +144,116 @@ def compile_expression(expression: str) -> Getter:
     import jmespath
     from jmespath.exceptions import JMESPathError
 
+    if len(expression) > MAX_CHARS:
+        raise ConfigurationError(f"JMESPath expression is {len(expression):,} characters long (at most {MAX_CHARS:,})")
     try:
         compiled = jmespath.compile(expression)
     except JMESPathError as exc:
         raise ConfigurationError(f"invalid JMESPath expression {expression!r}: {exc}") from exc
-    search: Getter = compiled.search
+    except RecursionError as exc:
+        raise ConfigurationError(f"JMESPath expression nested too deeply: {expression[:80]!r}") from exc
+    nodes, depth = _shape(compiled.parsed)
+    if nodes > MAX_NODES or depth > MAX_DEPTH:
+        raise ConfigurationError(
+            f"JMESPath expression too complex ({nodes} nodes, {depth} deep; at most {MAX_NODES} "
+            f"and {MAX_DEPTH}): {expression[:80]!r}"
+        )
+    return _bounded(compiled, expression)
+
+
+def _shape(node: Any) -> tuple[int, int]:
+    """``(nodes, depth)`` of a parsed JMESPath tree."""
+    count, depth = 1, 1
+    for child in node.get("children", ()) if isinstance(node, dict) else ():
+        if isinstance(child, dict):
+            child_count, child_depth = _shape(child)
+            count, depth = count + child_count, max(depth, child_depth + 1)
+    return count, depth
+
+
+class _TooLarge(Exception):
+    pass
+
+
+_ALLOWANCE: ContextVar[int] = ContextVar("sm_llm_expr_allowance", default=MAX_UNITS)
+
+
+def _units(value: Any, cap: int) -> int:
+    """Size of ``value`` as text (a container element counts 8), shared references counted
+    every time; raises ``_TooLarge`` past ``cap``. Each distinct container is walked once."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    while stack:
+        item, children_done = stack.pop()
+        if not isinstance(item, (dict, list)) or (not children_done and id(item) in sizes):
+            continue
+        values = list(item.values()) if isinstance(item, dict) else item
+        if not children_done:
+            stack.append((item, True))
+            stack.extend((child, False) for child in values)
+            continue
+        size = 8 * (len(item) + 1) + (sum(map(len, item)) if isinstance(item, dict) else 0)
+        for child in values:
+            size += _size_of(sizes, child)
+            if size > cap:
+                raise _TooLarge
+        sizes[id(item)] = size
+    return _size_of(sizes, value)
+
+
+def _size_of(sizes: dict[int, int], value: Any) -> int:
+    if isinstance(value, (dict, list)):
+        return sizes[id(value)]
+    return len(value) if isinstance(value, str) else 8
+
+
+def _functions() -> Any:
+    from jmespath import functions
+
+    class BoundedFunctions(functions.Functions):  # type: ignore[misc]
+        """``to_string`` and ``join`` sized before they build (``to_string([@, @])`` doubles)."""
+
+        @functions.signature({"types": []})  # type: ignore[untyped-decorator]
+        def _func_to_string(self, arg: Any) -> Any:
+            _units(arg, _ALLOWANCE.get())  # json.dumps writes every shared reference out
+            return super()._func_to_string(arg)
+
+        @functions.signature({"types": ["string"]}, {"types": ["array-string"]})  # type: ignore[untyped-decorator]
+        def _func_join(self, separator: str, array: list[str]) -> Any:
+            if len(separator) * len(array) + sum(map(len, array)) > _ALLOWANCE.get():
+                raise _TooLarge
+            return super()._func_join(separator, array)
+
+    return BoundedFunctions()
+
+
+@lru_cache(maxsize=1)
+def _options() -> Any:
+    import jmespath
+
+    return jmespath.Options(custom_functions=_functions())
+
+
+def _bounded(compiled: Any, expression: str) -> Getter:
+    """``compiled.search`` with its built strings and its result bounded (see the module docstring)."""
+    options = _options()
+
+    def search(value: Any) -> Any:
+        try:
+            allowance = MAX_UNITS + 2 * _units(value, 1 << 62)
+            token = _ALLOWANCE.set(allowance)
+            try:
+                result = compiled.search(value, options=options)
+            finally:
+                _ALLOWANCE.reset(token)
+            _units(result, allowance)
+        except _TooLarge:
+            raise ResponseParseError(
+                f"JMESPath expression {expression[:80]!r} would build more than {MAX_UNITS:,} "
+                "characters beyond twice the reply"
+            ) from None
+        except RecursionError:
+            raise ResponseParseError(f"reply nested too deeply for {expression[:80]!r}") from None
+        return result
+
     return search

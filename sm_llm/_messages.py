@@ -91,7 +91,7 @@ def _tool_calls(raw: list[dict[str, Any]] | None) -> tuple[list[ToolCall], list[
                 args = {}
             if not isinstance(args, dict):
                 raise ValueError("arguments are not a JSON object")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[…" arguments
             invalid.append(
                 InvalidToolCall(
                     name=name, args=arguments if isinstance(arguments, str) else None,

@@ -4,7 +4,9 @@ Templates are data supplied by users (YAML files, inline strings, Hugging Face
 ``chat_template`` strings), so they render in
 :class:`jinja2.sandbox.ImmutableSandboxedEnvironment` with ``StrictUndefined``:
 no attribute access to Python internals, no mutation of the values passed in,
-and a typo in a variable name is an error instead of an empty string.
+and a typo in a variable name is an error instead of an empty string. Each
+render has a budget of text, steps and time (:mod:`sm_llm._sandbox`,
+:mod:`sm_llm._render_budget`).
 
 User strings reach JSON bodies only through our ``tojson`` filter, which is a
 plain ``json.dumps`` (not Jinja's HTML-safe variant), so quotes, backslashes,
@@ -18,9 +20,11 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any, NoReturn
 
+from sm_llm._render_budget import budget
+from sm_llm._sandbox import sandbox_class
 from sm_llm.errors import ConfigurationError
 
-__all__ = ["MAX_PRODUCT", "compile_template", "raise_exception", "render", "sandbox_class", "tojson"]
+__all__ = ["compile_template", "raise_exception", "render", "sandbox_class", "tojson"]
 
 
 def _json_default(value: Any) -> Any:
@@ -54,33 +58,6 @@ def _merge(left: Any, right: Any) -> dict[str, Any]:
 def raise_exception(message: str) -> NoReturn:
     """Hugging Face chat templates call ``raise_exception('...')`` to reject input."""
     raise ConfigurationError(f"chat template rejected the messages: {message}")
-
-
-MAX_PRODUCT = 1_000_000
-"""Longest string or list a template may build with ``*``; also bounds ``**``."""
-
-
-@lru_cache(maxsize=1)
-def sandbox_class() -> Any:
-    """``ImmutableSandboxedEnvironment`` that also refuses memory bombs (``'a' * 10**9``)."""
-    from jinja2.exceptions import SecurityError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    class Sandbox(ImmutableSandboxedEnvironment):
-        intercepted_binops = frozenset({"*", "**"})
-
-        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-            if operator == "**":
-                if isinstance(right, (int, float)) and abs(right) > 64 and abs(left) > 1:
-                    raise SecurityError("exponent too large in a template")
-                return super().call_binop(context, operator, left, right)
-            for seq, count in ((left, right), (right, left)):
-                sized = isinstance(seq, (str, list, tuple)) and isinstance(count, int)
-                if sized and len(seq) * count > MAX_PRODUCT:
-                    raise SecurityError("a template tried to build an oversized sequence")
-            return super().call_binop(context, operator, left, right)
-
-    return Sandbox
 
 
 @lru_cache(maxsize=1)
@@ -120,7 +97,8 @@ def render(template: Any, context: dict[str, Any], *, what: str = "template") ->
     from jinja2.exceptions import SecurityError
 
     try:
-        return str(template.render(context))
+        with budget(context):
+            return str(template.render(context))
     except ConfigurationError:
         raise
     except SecurityError as exc:
@@ -129,3 +107,5 @@ def render(template: Any, context: dict[str, Any], *, what: str = "template") ->
         raise ConfigurationError(f"{what} failed to render: {exc}") from exc
     except (TypeError, ValueError, LookupError, AttributeError, ArithmeticError, RecursionError) as exc:
         raise ConfigurationError(f"{what} failed to render: {exc}") from exc
+    except MemoryError as exc:  # a last line of defence: the budget should refuse first
+        raise ConfigurationError(f"{what} ran out of memory") from exc

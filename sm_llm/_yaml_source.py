@@ -3,6 +3,7 @@ configuration files and by the local endpoint's config (a leaf: it depends on er
 
 from __future__ import annotations
 
+from sm_llm._yaml import load_with_nodes
 from sm_llm.errors import ConfigurationError
 
 __all__ = ["Problems", "YamlSource"]
@@ -12,16 +13,8 @@ class YamlSource:
     """A YAML document with line numbers for every dotted path."""
 
     def __init__(self, text: str, name: str) -> None:
-        import yaml
-
         self.name = name
-        try:
-            self.node = yaml.compose(text, Loader=yaml.SafeLoader)
-            self.data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{name}:{mark.line + 1}" if mark is not None else name
-            raise ConfigurationError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+        self.data, self.node = load_with_nodes(text, name)  # aliases, depth, integers bounded
 
     def line(self, path: tuple[str | int, ...]) -> int | None:
         node = self.node

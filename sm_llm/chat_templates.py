@@ -29,10 +29,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from sm_llm._sandbox import namespace_class
 from sm_llm._templating import compile_template, raise_exception, render, sandbox_class
 from sm_llm._validation import is_file
+from sm_llm._yaml import load as load_yaml
 from sm_llm.errors import ConfigurationError
 from sm_llm.handlers import templates_dir
 
@@ -57,7 +57,8 @@ def _environment() -> Any:
     from jinja2.exceptions import SecurityError
     from jinja2.ext import Extension, loopcontrols
     from jinja2.parser import Parser
-    from jinja2.utils import Namespace
+
+    Namespace = namespace_class()  # attributes sized when set (see sm_llm._sandbox)
 
     class Generation(Extension):
         """``{% generation %}...{% endgeneration %}`` (assistant-mask markers) renders its body."""
@@ -76,7 +77,7 @@ def _environment() -> Any:
         if isinstance(name, str) and name.startswith("_"):
             raise SecurityError(f"chat templates cannot store underscore-prefixed attributes: {name!r}")
 
-    class TemplateNamespace(Namespace):
+    class TemplateNamespace(Namespace):  # type: ignore[misc,valid-type]
         def __init__(*args: Any, **kwargs: Any) -> None:  # same signature trick as Namespace
             for name in dict(*args[1:], **kwargs):
                 check_name(name)
@@ -197,10 +198,7 @@ class ChatTemplate:
             return cls._from_tokenizer_config(path, text)
         sidecar, meta = path.with_suffix(".yaml"), dict[str, Any]()
         if sidecar.is_file():
-            try:
-                meta = yaml.safe_load(_read(sidecar)) or {}
-            except yaml.YAMLError as exc:
-                raise ConfigurationError(f"{str(sidecar)!r} is not valid YAML: {exc}") from exc
+            meta = load_yaml(_read(sidecar), str(sidecar)) or {}
             if not isinstance(meta, dict) or set(meta) - _SIDECAR_KEYS:
                 raise ConfigurationError(f"{str(sidecar)!r} may only set {sorted(_SIDECAR_KEYS)}")
         eos = _token(meta.get("eos_token"))

@@ -244,11 +244,14 @@ def _config(args: argparse.Namespace) -> int:
         return 0
     import yaml
 
+    from sm_llm._yaml import load as load_yaml
+
     try:
         with open(args.file, encoding="utf-8") as handle:
-            data = yaml.safe_load(handle) or {}
-    except (OSError, yaml.YAMLError) as exc:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"cannot read {args.file}: {exc}") from exc
+    data = load_yaml(text, args.file) or {}
     names = [args.name] if args.name else list((data.get("models") or {}) if isinstance(data, dict) else []) or [None]
     resolved, problems = {}, []
     for name in names:  # every model is checked, and every problem reported at once

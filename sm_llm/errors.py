@@ -28,6 +28,7 @@ __all__ = [
     "SageMakerError",
     "ServiceUnavailableError",
     "StreamError",
+    "StreamParseError",
     "ThrottlingError",
     "snippet",
     "truncated",
@@ -203,6 +204,11 @@ class ResponseParseError(SageMakerError):
     def __init__(self, message: str, *, body_snippet: str = "", **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.body_snippet = body_snippet
+
+
+class StreamParseError(StreamError, ResponseParseError):
+    """A stream record is not in the content handler's format (not JSON, or nested too
+    deeply): a ``StreamError`` (``partial_text``) that is also a ``ResponseParseError``."""
 
 
 class AsyncInferenceError(SageMakerError):

@@ -22,7 +22,14 @@ from sm_llm._expr import Getter, compile_expression
 from sm_llm._routing import check_media_type
 from sm_llm._templating import compile_template, render
 from sm_llm._validation import validation_problems
-from sm_llm.errors import ConfigurationError, ModelError, ResponseParseError, StreamError, snippet
+from sm_llm.errors import (
+    ConfigurationError,
+    ModelError,
+    ResponseParseError,
+    StreamError,
+    StreamParseError,
+    snippet,
+)
 
 __all__ = [
     "ContentHandler",
@@ -263,12 +270,9 @@ class ContentHandler(BaseModel):
 
     @classmethod
     def _from_yaml_text(cls, text: str, *, source: str) -> ContentHandler:
-        import yaml
+        from sm_llm._yaml import load
 
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigurationError(f"{source}: not valid YAML: {exc}") from exc
+        data = load(text, source)  # aliases, depth and integers bounded; errors name file:line
         if not isinstance(data, dict):
             raise ConfigurationError(f"{source}: a content handler must be a mapping")
         return cls.from_dict(data, source=source)
@@ -371,6 +375,10 @@ class ContentHandler(BaseModel):
         """Parse a whole reply into text, finish reason, usage and tool calls."""
         try:
             data = json.loads(body)
+        except RecursionError:  # "[[[[…": deeper than the interpreter can follow
+            raise ResponseParseError(
+                f"reply is nested too deeply to parse (handler {self.name!r})", body_snippet=quote_body(body)
+            ) from None
         except ValueError as exc:
             if "json" in self.accept:
                 raise ResponseParseError(
@@ -393,7 +401,12 @@ class ContentHandler(BaseModel):
                 body_snippet=quote_body(body),
             )
         if text is not None and not isinstance(text, str):
-            text = json.dumps(text, ensure_ascii=False)
+            try:
+                text = json.dumps(text, ensure_ascii=False)
+            except RecursionError:
+                raise ResponseParseError(
+                    f"reply text at {spec.text!r} is nested too deeply", body_snippet=quote_body(body)
+                ) from None
         finish = self._getter(spec.finish_reason)
         model = self._getter(spec.model_name)
         return ParsedOutput(
@@ -429,9 +442,15 @@ class ContentHandler(BaseModel):
             return StreamDelta(text=record, raw=record)
         try:
             data = _loads(record)
+        except RecursionError:
+            raise StreamParseError(
+                f"stream record is nested too deeply to parse (handler {self.name!r}): {quote_body(record)}",
+                body_snippet=quote_body(record),
+            ) from None
         except ValueError as exc:
-            raise StreamError(
-                f"stream record is not JSON as handler {self.name!r} expects: {quote_body(record)}"
+            raise StreamParseError(
+                f"stream record is not JSON as handler {self.name!r} expects: {quote_body(record)}",
+                body_snippet=quote_body(record),
             ) from exc
         text_get, skip_get, finish_get, tools_get, error_get, model_get, usage_gets = (
             self._stream_getters

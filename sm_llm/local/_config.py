@@ -265,7 +265,7 @@ class ServerConfig(_Model):
 
         try:
             text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise ConfigurationError(f"cannot read local endpoint config {path}: {exc}") from exc
         source = YamlSource(text, Path(path).name)
         try:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import http.server
 import logging
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,6 +16,7 @@ from sm_llm import ChatSageMaker, SageMakerLLM
 from sm_llm import errors as e
 from sm_llm.async_inference import AsyncInferenceConfig
 from sm_llm.errors import ConfigurationError
+from sm_llm.local import LocalEndpoint
 
 CANARY = "canary-5b7c-secret"
 
@@ -139,3 +143,62 @@ def test_a_container_error_with_a_megabyte_body_gives_a_short_message(ep: Any, o
     assert err.original_status_code == 400 and err.log_url is not None
     assert err.original_message is not None and len(err.original_message) < e.MAX_BODY + 100
     assert err.original_message.endswith("more characters]")
+
+
+# -- SECURITY.md §4: a hostile reply is a typed error, never a bare RecursionError ---------------
+
+DEEP_REPLY = b"[" * 100_000 + b"\n"
+"""Deeper than the interpreter can follow: json.loads raises RecursionError on it."""
+
+
+class _DeepReplyContainer(http.server.BaseHTTPRequestHandler):
+    """A container that answers every invocation, whole or streamed, with ``[[[[…``."""
+
+    def do_GET(self) -> None:
+        self._reply(b"")  # /ping
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._reply(DEEP_REPLY)
+
+    def _reply(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def deep_reply_endpoint() -> Iterator[LocalEndpoint]:
+    """The local endpoint in front of a container whose replies are ``[[[[…``."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _DeepReplyContainer)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        with LocalEndpoint(upstream=f"http://127.0.0.1:{server.server_address[1]}") as endpoint:
+            yield endpoint
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("cls", [SageMakerLLM, ChatSageMaker])
+@pytest.mark.parametrize("handler", ["tgi", "openai", "lmi"])
+def test_a_deeply_nested_reply_is_a_parse_error(cls: type, handler: str, deep_reply_endpoint: LocalEndpoint) -> None:
+    extra = {"chat_template": "chatml"} if cls is ChatSageMaker and handler != "openai" else {}
+    adapter = cls(
+        endpoint_name="tgi", content_handler=handler, endpoint_url=deep_reply_endpoint.url,
+        region_name="us-east-1", max_retries=0, **extra,
+    )
+    with pytest.raises(e.ResponseParseError, match="nested too deeply"):
+        adapter.invoke("hi")
+    with pytest.raises(e.ResponseParseError, match="nested too deeply") as info:
+        list(adapter.stream("hi"))
+    assert isinstance(info.value, e.StreamError)  # a stream failure all the same (partial_text)
+    with pytest.raises(e.ResponseParseError, match="nested too deeply"):
+        asyncio.run(adapter.ainvoke("hi"))

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.load import dumpd
 
+import sm_llm
 from sm_llm import (
     ChatSageMaker,
     ConfigurationError,
     ContentHandler,
     ResponseParseError,
     SageMakerLLM,
+    load_config,
 )
+from sm_llm._messages import ai_message
 from sm_llm.chat_templates import ChatTemplate
+from sm_llm.errors import StreamParseError
 
 ESCAPES = [
     "{{ ''.__class__.__mro__[1].__subclasses__() }}",
@@ -55,16 +66,153 @@ def test_template_escapes_are_refused(template: str) -> None:
     assert not any(leak in out for leak in LEAKS), out
 
 
+def _hostile_module() -> Any:
+    spec = importlib.util.spec_from_file_location("hostile_cases", HOSTILE_SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+HOSTILE_SCRIPT = Path(__file__).with_name("hostile_cases.py")
+HOSTILE = _hostile_module()
+WATCHDOG_SECONDS = 120
+
+
+@pytest.fixture(scope="module")
+def hostile_outcomes() -> dict[str, dict[str, Any]]:
+    """Every case of hostile_cases.py, run once in one child process under a 64 MB memory cap,
+    with a watchdog: a bound that regresses fails these tests instead of hanging the suite."""
+    root = str(Path(sm_llm.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    try:
+        result = subprocess.run(
+            [sys.executable, str(HOSTILE_SCRIPT), *HOSTILE.CASES],
+            capture_output=True, text=True, timeout=WATCHDOG_SECONDS, env=env, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"hostile cases still running after {WATCHDOG_SECONDS} s: a bound regressed")
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcomes: dict[str, dict[str, Any]] = json.loads(result.stdout)
+    return outcomes
+
+
+def _refused_quickly(outcome: dict[str, Any], error: str) -> None:
+    assert outcome["error"] == error, outcome
+    assert not outcome["memory_error"], outcome  # refused by a bound, not by running out
+    assert outcome["cpu_seconds"] < 1.0, outcome
+
+
+@pytest.mark.parametrize("kind", ["request", "chat"])
+@pytest.mark.parametrize("case", list(HOSTILE.TEMPLATES))
+def test_template_bombs_are_refused_within_a_second_in_bounded_memory(
+    hostile_outcomes: dict[str, dict[str, Any]], kind: str, case: str
+) -> None:
+    _refused_quickly(hostile_outcomes[f"{kind}_{case}"], "ConfigurationError")
+    assert hostile_outcomes[f"{kind}_{case}"]["message"].startswith(
+        "request template of 'custom' " if kind == "request" else "chat template 'inline' "
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "where"),
+    [
+        ("config_alias_bomb", "bomb.yaml:"),
+        ("handler_alias_bomb", "handler.yaml:"),
+        ("config_deep_sequence", "bomb.yaml:4: "),
+        ("handler_deep_sequence", "handler.yaml:3: "),
+        ("config_big_integer", "bomb.yaml:4: "),
+        ("handler_big_integer", "handler.yaml:3: "),
+    ],
+)
+def test_yaml_bombs_are_configuration_errors_naming_file_and_line(
+    hostile_outcomes: dict[str, dict[str, Any]], case: str, where: str
+) -> None:
+    outcome = hostile_outcomes[case]
+    _refused_quickly(outcome, "ConfigurationError")
+    assert re.search(rf"{re.escape(where)}\d*:? ?not valid YAML", outcome["message"]), outcome
+
+
+def test_expression_bombs_are_refused(hostile_outcomes: dict[str, dict[str, Any]]) -> None:
+    _refused_quickly(hostile_outcomes["expression_chain"], "ConfigurationError")  # at load: too complex
+    assert "too complex" in hostile_outcomes["expression_chain"]["message"]
+    _refused_quickly(hostile_outcomes["expression_wide"], "ResponseParseError")  # at run time: too large
+    assert "would build more than" in hostile_outcomes["expression_wide"]["message"]
+
+
+def test_large_inputs_still_render() -> None:
+    # The budget grows with the inputs: a 5 MB prompt or conversation is not a bomb.
+    prompt = "word " * 1_000_000
+    body = ContentHandler.from_preset("tgi").render_request(prompt, parameters={"max_new_tokens": 5})
+    assert json.loads(body)["inputs"] == prompt
+    messages = [{"role": "user" if i % 2 == 0 else "assistant", "content": prompt[:50_000]} for i in range(100)]
+    rendered = ChatTemplate.resolve("chatml").render(messages)
+    assert rendered.count("<|im_start|>") == 101 and len(rendered) > 5_000_000
+    tools = [{"type": "function", "function": {"name": f"f{i}", "parameters": {}}} for i in range(200)]
+    body = ContentHandler.from_preset("openai").render_request(messages=messages[:3], tools=tools)
+    assert len(json.loads(body)["tools"]) == 200
+
+
 @pytest.mark.parametrize(
     "template",
-    ["{{ 'a' * 1000000000 }}", "{{ [0] * 1000000000 }}", "{{ range(1000000000) | list }}", "{{ 2 ** 100000000 }}", "{% set n = 99999999 %}{{ 7 ** n }}"],
+    [
+        "{% set ns = namespace(a=1) %}{% set ns.b = namespace() %}",
+        "{% set ns = namespace(a=namespace()) %}",
+        "{% set ns = namespace() %}{{ [ns, ns] }}",
+    ],
 )
-def test_template_resource_limits(template: str) -> None:
-    handler = ContentHandler(request_template=template, response={"text": "x"}, content_type="text/plain")
-    with pytest.raises(ConfigurationError):
-        handler.render_request("hi")
-    with pytest.raises(ConfigurationError):
-        ChatTemplate.resolve(template).render([{"role": "user", "content": "hi"}])
+def test_a_namespace_cannot_be_stored_in_another_value(template: str) -> None:
+    # Namespaces are the one mutable value: inside another value they could grow it unseen.
+    with pytest.raises(ConfigurationError, match="namespace cannot be stored"):
+        ContentHandler(request_template=template, response={"text": "x"}, content_type="text/plain").render_request("hi")
+
+
+def test_bounded_templates_render_as_jinja_does() -> None:
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    templates = [
+        "{% autoescape true %}{{ '<b>' ~ prompt }}{% endautoescape %}",
+        "{{ [prompt, 1, (2, 3), {'k': prompt}] }}|{{ (prompt ~ 1 ~ none) * 2 }}|{{ '%-6s|%3d' % (prompt, 7) }}",
+        "{% for x in [[1, [2]], 3] recursive %}{{ loop.length }}{{ loop(x) if x is iterable else x }}{% endfor %}",
+        "{{ '{0:>5}{1!r}'.format(prompt, [1]) }}{{ prompt|center(7) }}{{ 'a\tb'.expandtabs(4) }}",
+        "{% macro m(x) %}<{{ x }}>{% endmacro %}{% set c %}{{ m(prompt) }}{% endset %}{{ c ~ c }}",
+    ]
+    for template in templates:
+        expected = ImmutableSandboxedEnvironment().from_string(template).render(prompt="hi")
+        handler = ContentHandler(request_template=template, response={"text": "x"}, content_type="text/plain")
+        assert handler.render_request("hi").decode() == expected
+
+
+def test_small_yaml_anchors_and_aliases_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        "defaults: &d {region_name: us-east-1, max_tokens: 64}\n"
+        "models:\n  a: {<<: *d, kind: llm, endpoint_name: ep-a}\n  b: {<<: *d, kind: llm, endpoint_name: ep-b}\n",
+        encoding="utf-8",
+    )
+    assert load_config(path, name="b").max_tokens == 64
+
+
+def test_expressions_nested_too_deeply_are_configuration_errors() -> None:
+    # (before: "!!!…a" raised a bare RecursionError while compiling)
+    for expression in ("!" * 1000 + "a", "[" * 300 + "a" + "]" * 300, "f(" * 300 + "@" + ")" * 300, "a" * 2000 + "[?b]"):
+        with pytest.raises(ConfigurationError, match="JMESPath"):
+            ContentHandler.from_dict({"request_template": "{{ prompt|tojson }}", "response": {"text": expression}})
+
+
+def test_deeply_nested_replies_are_parse_errors() -> None:
+    handler = ContentHandler.from_preset("openai")
+    with pytest.raises(ResponseParseError, match="nested too deeply"):
+        handler.parse_response(b"[" * 100_000)
+    with pytest.raises(StreamParseError, match="nested too deeply") as info:
+        handler.parse_stream_record('{"a":' * 100_000)
+    assert isinstance(info.value, ResponseParseError)
+    arguments = "[" * 100_000
+    reply = {"choices": [{"message": {"content": None, "tool_calls": [
+        {"id": "1", "type": "function", "function": {"name": "f", "arguments": arguments}}]}}]}
+    parsed = handler.parse_response(json.dumps(reply).encode())
+    message = ai_message(parsed.text, tool_calls=parsed.tool_calls, usage=None, response_metadata={})
+    assert not message.tool_calls and "malformed arguments" in message.invalid_tool_calls[0]["error"]
 
 
 CANARY = "canary-9d1e-secret"
@@ -142,3 +290,35 @@ def test_local_upstream_must_be_http_with_a_host(url: str) -> None:
 def test_non_finite_timeouts_refused_at_construction(field: str, value: float) -> None:
     with pytest.raises(ConfigurationError, match=field):
         SageMakerLLM(endpoint_name="ep", region_name="us-east-1", **{field: value})
+
+
+def test_expression_results_are_bounded_at_run_time() -> None:
+    reply = json.dumps("x" * 200_000).encode()
+    for expression in ("join(@, [@, @, @, @, @, @, @, @])", "[@, @, @, @, @, @, @, @, @, @, @, @, @, @, @, @]"):
+        handler = ContentHandler.from_dict({"request_template": "{{ prompt|tojson }}", "response": {"text": expression}})
+        with pytest.raises(ResponseParseError, match="would build more than"):
+            handler.parse_response(reply)
+    small = ContentHandler.from_dict({"request_template": "{{ prompt|tojson }}", "response": {"text": "join('-', [@, @])"}})
+    assert small.parse_response(b'"ab"').text == "ab-ab"
+
+
+def test_every_yaml_reader_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import warnings
+
+    from sm_llm import cli
+    from sm_llm.local import ServerConfig
+
+    deep = "x: " + "[" * 1000 + "]" * 1000 + "\n"  # before: a bare RecursionError from each reader
+    path = tmp_path / "deep.yaml"
+    path.write_text(deep, encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"deep\.yaml:1: not valid YAML: nested more than 100"):
+        ServerConfig.from_yaml(path)
+    with pytest.raises(ConfigurationError, match=r"<string>:1: not valid YAML: nested more than 100"):
+        load_config(deep)
+    (tmp_path / "t.jinja").write_text("{{ messages[0]['content'] }}", encoding="utf-8")
+    (tmp_path / "t.yaml").write_text(deep, encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"t\.yaml:1: not valid YAML"):
+        ChatTemplate.resolve(str(tmp_path / "t.jinja"))
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # cli.main replaces it
+    assert cli.main(["config", "check", str(path)]) == 2
+    assert "deep.yaml:1: not valid YAML: nested more than 100" in capsys.readouterr().err
