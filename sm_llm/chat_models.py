@@ -29,9 +29,9 @@ from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, Field, PrivateAttr
 
 from sm_llm import _messages
-from sm_llm._adapter import GenerativeBase
 from sm_llm._core.pipeline import StreamEnd, StreamPiece
 from sm_llm._core.request import PreparedRequest, reply_metadata
+from sm_llm._generative import GenerativeBase
 from sm_llm._registry import register
 from sm_llm._routing import INVOKE, STREAM, Operation
 from sm_llm._stop import truncate_at_stop

@@ -14,9 +14,9 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import get_config_list
 from pydantic import Field
 
-from sm_llm._adapter import GenerativeBase
 from sm_llm._core.pipeline import StreamEnd, StreamPiece
 from sm_llm._core.request import PreparedRequest, reply_metadata
+from sm_llm._generative import GenerativeBase
 from sm_llm._registry import register
 from sm_llm._routing import INVOKE, STREAM, Operation
 from sm_llm._stop import truncate_at_stop
