@@ -90,25 +90,32 @@ def _flag_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     return line
 
 
+# A loopback endpoint gets the local defaults (region us-east-1, key "local"), so these two
+# point at a real-looking remote URL; both errors are raised before anything is sent, and an
+# RFC 2606 ".invalid" host could not be reached even if that regressed.
+REMOTE = "https://runtime.sagemaker.invalid"
+
+
 def test_no_region_names_region_flag(
-    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _no_aws_files(monkeypatch, tmp_path)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", REMOTE)
     line = _flag_error(capsys, "invoke", "--endpoint", "tgi", "x")
     assert line.startswith("sm-llm: error: no AWS region is configured: pass --region ")
     assert "region_name" not in line
 
 
 def test_no_credentials_names_profile_flag(
-    ep: Any, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _no_aws_files(monkeypatch, tmp_path)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", REMOTE)
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     line = _flag_error(capsys, "invoke", "--endpoint", "tgi", "--region", "us-east-1", "x")
     assert line.startswith("sm-llm: error: no AWS credentials found: pass --profile ")
     assert "credentials_profile_name" not in line and "aws_access_key_id" not in line
-    assert ep.requests == []
 
 
 def test_non_loopback_host_names_allow_remote_flag(capsys: pytest.CaptureFixture[str]) -> None:
