@@ -48,6 +48,7 @@ lint: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[bench]'

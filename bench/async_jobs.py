@@ -73,15 +73,13 @@ def main(argv: list[str] | None = None) -> int:
                                       timeout=120)
         llm = SageMakerLLM(endpoint_name="tgi", endpoint_url=ep.url, region_name="us-east-1",
                            max_tokens=16)
-        from sm_llm._jobs_wait import _s3
-
         requests = {"PUT": 0, "GET": 0, "HEAD": 0, "other": 0}
 
         def count(request: Any, **_: Any) -> None:
             method = request.method if request.method in requests else "other"
             requests[method] += 1
 
-        _s3(llm, config).meta.events.register("before-send.s3", count)
+        llm.engine.transport.s3_client(config.s3_endpoint_url).meta.events.register("before-send.s3", count)
         llm._get_client()
 
         def one(i: int) -> tuple[Any, float]:

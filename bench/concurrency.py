@@ -16,7 +16,7 @@ Contenders (all send the same TGI body, ``{"inputs": ..., "parameters": {"detail
 
 ``sm_llm aio``       ``SageMakerLLM(max_connections=C).abatch(prompts, config={"max_concurrency": C})``
                      on aiobotocore.
-``sm_llm threads``   the same with ``sm_llm._base._AIO_AVAILABLE = False`` (aiobotocore
+``sm_llm threads``   the same with ``sm_llm.transports.aws.AIO_AVAILABLE = False`` (aiobotocore
                      hidden): the fallback runs each call on a thread pool of ``C`` workers.
 ``langchain-aws``    ``SagemakerEndpoint.abatch(..., max_concurrency=C)`` with a minimal TGI
                      ``LLMContentHandler``. Its ``_agenerate`` awaits prompts one at a time,
@@ -143,17 +143,15 @@ def _counted(gauge: c.Gauge, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def run_sm_llm(url: str, n: int, conc: int, reps: int, m: Measured, *, threads: bool,
                semaphore: bool = False) -> None:
-    import sm_llm._aio
-    import sm_llm._base
-    import sm_llm._transport
     from sm_llm import SageMakerLLM
+    from sm_llm.transports import aws
 
     if threads:
-        sm_llm._base._AIO_AVAILABLE = False
-        sm_llm._transport.invoke = _counted(m.gauge, sm_llm._transport.invoke)
+        aws.AIO_AVAILABLE = False
+        aws.BotocoreTransport.invoke = _counted(m.gauge, aws.BotocoreTransport.invoke)  # type: ignore[method-assign]
     else:
-        assert sm_llm._base._AIO_AVAILABLE, "aiobotocore is not installed"
-        sm_llm._aio.ainvoke = _counted_async(m.gauge, sm_llm._aio.ainvoke)
+        assert aws.AIO_AVAILABLE, "aiobotocore is not installed"
+        aws.BotocoreTransport.ainvoke = _counted_async(m.gauge, aws.BotocoreTransport.ainvoke)  # type: ignore[method-assign]
 
     async def main() -> None:
         llm = SageMakerLLM(endpoint_name="tgi", endpoint_url=url, region_name="us-east-1",

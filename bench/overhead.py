@@ -332,12 +332,12 @@ def memory_child(kind: str, url: str, words: int) -> dict[str, Any]:
         return size, parts
 
     if kind == "sm_llm_nokeep":  # diag: what keeping the emitted text (for partial_text) costs
-        import sm_llm._base
+        from sm_llm._core.pipeline import StreamAssembler
 
         def discard(self: Any, piece: str) -> None:
             self.emitted_any = True
 
-        sm_llm._base.StreamAssembler._keep = discard  # type: ignore[method-assign]
+        StreamAssembler._keep = discard  # type: ignore[method-assign]
 
     def ours(p: str) -> tuple[int, int]:
         chars = chunks = 0

@@ -25,7 +25,7 @@ d.  ``StreamDecoder`` alone on (b)'s input: line splitting against line splittin
 e.  (c) without the event parsing, on (b)'s input.
 A, B, C: as deployed: botocore's ``EventStream`` (the ``Body`` boto3 returns,
     which also runs the response parser per event) alone, feeding
-    ``LineIterator``, and feeding our path the way ``sm_llm._transport`` does.
+    ``LineIterator``, and feeding our path the way ``sm_llm.transports`` does.
 
 Targets: ``c / a`` (full path time / bare event time) <= 1.5, and ``c / b``
 (full path time / LineIterator-alone time) <= 1.0. ``--breakdown`` adds the
@@ -56,8 +56,8 @@ from botocore.eventstream import EventStream, EventStreamBuffer
 from botocore.parsers import EventStreamJSONParser
 from langchain_core.outputs import GenerationChunk
 
-from sm_llm._base import StreamAssembler
-from sm_llm._decoding import StreamDecoder
+from sm_llm._core.decoding import StreamDecoder
+from sm_llm._core.pipeline import StreamAssembler
 from sm_llm.handlers import ContentHandler
 
 try:
@@ -181,7 +181,7 @@ def botocore_event_stream(frames: list[bytes]) -> EventStream:
 
 
 def sm_llm_parts(frames: list[bytes]) -> Iterator[bytes]:
-    """PayloadPart bytes as ``sm_llm._transport.invoke_stream`` takes them out."""
+    """PayloadPart bytes as ``BotocoreTransport.invoke_stream`` takes them out."""
     for event in botocore_event_stream(frames):
         part = event.get("PayloadPart")
         if part is not None:

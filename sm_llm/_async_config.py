@@ -1,7 +1,6 @@
 """``AsyncInferenceConfig``: how asynchronous inference jobs are submitted and awaited.
 
-Its own module so that the adapters can declare the field without importing
-the job machinery (which imports the adapters' base).
+A pure specification (no I/O): the adapters declare the field, the engine's jobs read it.
 """
 
 from __future__ import annotations
@@ -12,14 +11,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from sm_llm._transport import check_http_url
+from sm_llm._validation import check_http_url, parse_s3_uri, validation_problems
 from sm_llm.errors import ConfigurationError
 
 __all__ = ["AsyncInferenceConfig"]
 
 # Matched with fullmatch (``$`` accepts a final "\n") and ASCII classes only (``\d`` is
 # Unicode). The input prefix becomes the InputLocation header: printable ASCII.
-_S3_URI = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/([\x20-\x7e]*))?")
+_HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
 _RULES: dict[str, tuple[re.Pattern[str] | tuple[float, float], str]] = {
     "poll_interval": ((1e-3, 3600.0), "a positive number of seconds (at most 3600)"),
     "max_poll_interval": ((1e-3, 3600.0), "a positive number of seconds (at most 3600)"),
@@ -73,7 +72,8 @@ class AsyncInferenceConfig(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise _config_error(exc) from None
+            problems = validation_problems(exc, unwrap=True)
+            raise ConfigurationError("invalid AsyncInferenceConfig: " + "; ".join(problems)) from None
 
     @classmethod
     def coerce(cls, value: AsyncInferenceConfig | Mapping[str, Any] | None) -> AsyncInferenceConfig | None:
@@ -89,7 +89,8 @@ class AsyncInferenceConfig(BaseModel):
     @field_validator("input_s3_uri")
     @classmethod
     def _check_uri(cls, value: str | None) -> str | None:
-        if value is not None and not _S3_URI.fullmatch(value):
+        parsed = parse_s3_uri(value) if value is not None else None
+        if value is not None and (parsed is None or not _HEADER_SAFE.fullmatch(parsed[1])):
             raise ConfigurationError(f"input_s3_uri={value!r} is not an S3 prefix: write it as s3://bucket/prefix/")
         return value if value is None or value.endswith("/") else value + "/"
 
@@ -123,14 +124,3 @@ class AsyncInferenceConfig(BaseModel):
             )
         return self
 
-
-def _config_error(exc: ValidationError) -> ConfigurationError:
-    problems = []
-    for err in exc.errors():
-        original = (err.get("ctx") or {}).get("error")
-        if isinstance(original, ConfigurationError):
-            problems.append(str(original))
-        else:
-            where = ".".join(str(p) for p in err["loc"]) or "(root)"
-            problems.append(f"{where}: {err['msg']}")
-    return ConfigurationError("invalid AsyncInferenceConfig: " + "; ".join(problems))

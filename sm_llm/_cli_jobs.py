@@ -17,19 +17,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sm_llm._cli_args import add_connection_args, add_param_arg, param_values, read_prompt
+from sm_llm.async_inference import AsyncInferenceConfig, InferenceJob, wait_all
 from sm_llm.errors import ConfigurationError, JobTimeoutError
+from sm_llm.llms import SageMakerLLM
 
 __all__ = ["add_job_parser", "run_job_command"]
 
 
 def _connection_args(parser: argparse.ArgumentParser, *, required_endpoint: bool) -> None:
-    parser.add_argument("--endpoint", required=required_endpoint,
-                        help="endpoint name" + ("" if required_endpoint else " (default: the job's)"))
-    parser.add_argument("--handler", help="content handler preset or YAML file (default: the job's, else tgi)")
-    parser.add_argument("--region", help="AWS region")
-    parser.add_argument("--endpoint-url", help="SageMaker Runtime URL (e.g. the local endpoint)")
+    add_connection_args(
+        parser, required_endpoint=required_endpoint,
+        endpoint_help="endpoint name" + ("" if required_endpoint else " (default: the job's)"),
+        handler_help="content handler preset or YAML file (default: the job's, else tgi)",
+    )
     parser.add_argument("--s3-endpoint-url", help="S3 URL (default: AWS_ENDPOINT_URL_S3 or AWS)")
-    parser.add_argument("--profile", help="AWS credentials profile")
 
 
 def add_job_parser(subcommands: Any) -> None:
@@ -46,8 +48,7 @@ def add_job_parser(subcommands: Any) -> None:
     submit.add_argument("--max-tokens", type=int)
     submit.add_argument("--temperature", type=float)
     submit.add_argument("--stop", action="append", help="stop sequence (repeatable)")
-    submit.add_argument("--param", action="append", default=[], metavar="KEY=JSON",
-                        help="extra body parameter, value parsed as JSON when it can be (repeatable)")
+    add_param_arg(submit)
     submit.add_argument("--custom-attributes")
     submit.add_argument("--inference-id")
     submit.add_argument("--request-ttl", type=int, metavar="SECONDS", help="RequestTTLSeconds (60-21600)")
@@ -66,16 +67,7 @@ def add_job_parser(subcommands: Any) -> None:
     wait.add_argument("--json", action="store_true", help="one JSON line per job, even for one job")
 
 
-def _param(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _llm(args: argparse.Namespace, endpoint: str, handler: str | None) -> Any:
-    from sm_llm.llms import SageMakerLLM
-
+def _llm(args: argparse.Namespace, endpoint: str, handler: str | None) -> SageMakerLLM:
     fields: dict[str, Any] = {"endpoint_name": endpoint, "content_handler": args.handler or handler or "tgi"}
     for key, value in (
         ("region_name", args.region),
@@ -88,8 +80,6 @@ def _llm(args: argparse.Namespace, endpoint: str, handler: str | None) -> Any:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from sm_llm.async_inference import AsyncInferenceConfig, submit
-
     config = AsyncInferenceConfig(
         input_s3_uri=args.input_s3_uri,
         inline_body=args.inline,
@@ -97,12 +87,7 @@ def _submit(args: argparse.Namespace) -> int:
         request_ttl_seconds=args.request_ttl,
         invocation_timeout_seconds=args.invocation_timeout,
     )
-    body_params: dict[str, Any] = {}
-    for item in args.param:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigurationError(f"--param expects KEY=VALUE, got {item!r}")
-        body_params[key] = _param(value)
+    body_params = param_values(args.param)
     kwargs: dict[str, Any] = {"model_kwargs": body_params} if body_params else {}
     for key, value in (
         ("max_tokens", args.max_tokens),
@@ -112,10 +97,10 @@ def _submit(args: argparse.Namespace) -> int:
     ):
         if value is not None:
             kwargs[key] = value
-    prompt = sys.stdin.read() if args.prompt == "-" else str(args.prompt)
+    prompt = read_prompt(args.prompt)
     llm = _llm(args, args.endpoint, args.handler)
     with llm:
-        job = submit(llm, prompt, config=config, stop=args.stop, **kwargs)
+        job = llm.submit(prompt, config=config, stop=args.stop, **kwargs)
         print(json.dumps(job.to_dict()), flush=True)
     return 0
 
@@ -145,9 +130,7 @@ def _read_jobs(source: str) -> list[dict[str, Any]]:
     return items
 
 
-def _jobs(args: argparse.Namespace, sources: list[str]) -> list[Any]:
-    from sm_llm.async_inference import AsyncInferenceConfig, InferenceJob
-
+def _jobs(args: argparse.Namespace, sources: list[str]) -> list[InferenceJob]:
     config = AsyncInferenceConfig(
         inline_body=True, s3_endpoint_url=args.s3_endpoint_url, timeout=getattr(args, "timeout", 900.0) or 900.0
     )
@@ -172,8 +155,6 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _wait(args: argparse.Namespace) -> int:
-    from sm_llm.async_inference import wait_all
-
     jobs = _jobs(args, args.jobs)
     results = wait_all(jobs, timeout=args.timeout, progress=args.progress)
     if len(jobs) == 1 and not args.json:

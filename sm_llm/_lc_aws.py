@@ -28,8 +28,8 @@ from sm_llm.handlers import (
     ResponseSpec,
     StreamDelta,
     StreamSpec,
-    _snippet,  # the same body snippets as every handler's errors
     normalize_finish_reason,
+    quote_body,  # the same body snippets as every handler's errors
 )
 
 __all__ = ["LangChainAwsHandler", "is_langchain_aws_handler"]
@@ -144,7 +144,7 @@ class LangChainAwsHandler(ContentHandler):
         except Exception as exc:
             raise ResponseParseError(
                 f"{self.name}.transform_output failed on the reply: {type(exc).__name__}: {exc}",
-                body_snippet=_snippet(body),
+                body_snippet=quote_body(body),
             ) from exc
         text, finish, usage, message = _unpack(output, self.name)
         return ParsedOutput(
@@ -162,7 +162,7 @@ class LangChainAwsHandler(ContentHandler):
         except Exception as exc:
             raise StreamError(
                 f"{self.name}.transform_output failed on a stream line: {type(exc).__name__}: "
-                f"{exc}: {_snippet(record)}"
+                f"{exc}: {quote_body(record)}"
             ) from exc
         text, finish, usage, _ = _unpack(output, self.name)
         return StreamDelta(text=text, finish_reason=finish, usage=usage, raw=output)
@@ -179,7 +179,7 @@ def _unpack(output: Any, name: str) -> tuple[str, str | None, dict[str, int] | N
     if content is None:
         raise ResponseParseError(
             f"{name}.transform_output returned {type(output).__name__}; expected a str or a message",
-            body_snippet=_snippet(repr(output)),
+            body_snippet=quote_body(repr(output)),
         )
     if isinstance(content, list):  # content blocks: keep the text ones
         content = "".join(

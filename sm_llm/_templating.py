@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 from sm_llm._render_budget import budget
 from sm_llm._sandbox import sandbox_class
 from sm_llm.errors import ConfigurationError
 
-__all__ = ["compile_template", "render", "sandbox_class", "tojson"]
+__all__ = ["compile_template", "raise_exception", "render", "sandbox_class", "tojson"]
 
 
 def _json_default(value: Any) -> Any:
@@ -55,7 +55,7 @@ def _merge(left: Any, right: Any) -> dict[str, Any]:
     return merged
 
 
-def _raise_exception(message: str) -> None:
+def raise_exception(message: str) -> NoReturn:
     """Hugging Face chat templates call ``raise_exception('...')`` to reject input."""
     raise ConfigurationError(f"chat template rejected the messages: {message}")
 
@@ -74,7 +74,7 @@ def _environment() -> Any:
     )
     env.filters["tojson"] = tojson
     env.filters["merge"] = _merge
-    env.globals["raise_exception"] = _raise_exception
+    env.globals["raise_exception"] = raise_exception
     return env
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.openai_tools import JsonOutputKeyToolsParser, PydanticToolsParser
@@ -28,20 +29,23 @@ from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, Field, PrivateAttr
 
 from sm_llm import _messages
-from sm_llm._base import PreparedRequest, SageMakerBase, StreamAssembler, reply_metadata
+from sm_llm._core.pipeline import StreamEnd, StreamPiece
+from sm_llm._core.request import PreparedRequest, reply_metadata
+from sm_llm._generative import GenerativeBase
+from sm_llm._registry import register
 from sm_llm._routing import INVOKE, STREAM, Operation
 from sm_llm._stop import truncate_at_stop
 from sm_llm._tokens import token_ids
 from sm_llm.chat_templates import ChatTemplate
 from sm_llm.errors import ConfigurationError
-from sm_llm.handlers import StreamDelta
 
 __all__ = ["ChatSageMaker"]
 
 _CHAT_KWARGS = ("tools", "tool_choice", "response_format")
 
 
-class ChatSageMaker(SageMakerBase, BaseChatModel):
+@register("chat")
+class ChatSageMaker(GenerativeBase, BaseChatModel):
     """A chat model served by a SageMaker endpoint.
 
     Example:
@@ -125,7 +129,7 @@ class ChatSageMaker(SageMakerBase, BaseChatModel):
 
     # -- requests -----------------------------------------------------------------
 
-    def _prepare_input(
+    def _render(
         self, value: Any, stop: list[str] | None, kwargs: dict[str, Any], operation: Operation
     ) -> PreparedRequest:
         messages = value if isinstance(value, list) else self._convert_input(value).to_messages()
@@ -144,7 +148,7 @@ class ChatSageMaker(SageMakerBase, BaseChatModel):
         extra = {key: kwargs.pop(key) for key in _CHAT_KWARGS if key in kwargs}
         openai_messages = _messages.to_openai(messages)
         if self._template is None:
-            return self._prepare(
+            return self.engine.prepare(
                 messages=openai_messages, stop=stop, kwargs=kwargs, operation=operation, render_extra=extra
             )
         if any(v is not None for v in extra.values()):
@@ -158,7 +162,7 @@ class ChatSageMaker(SageMakerBase, BaseChatModel):
         )
         stops = list(stop if stop is not None else (self.stop or []))
         stops += [s for s in self._template.stop if s not in stops]
-        return self._prepare(prompt=prompt, stop=stops or None, kwargs=kwargs, operation=operation)
+        return self.engine.prepare(prompt=prompt, stop=stops or None, kwargs=kwargs, operation=operation)
 
     # -- whole replies ------------------------------------------------------------
 
@@ -172,9 +176,9 @@ class ChatSageMaker(SageMakerBase, BaseChatModel):
         if self.async_inference is not None:
             return ChatResult(generations=self._through_jobs([messages], stop, kwargs))
         if self.streaming:
-            return self._join(self._stream(messages, stop=stop, run_manager=run_manager, **kwargs))
+            return generate_from_stream(self._stream(messages, stop=stop, run_manager=run_manager, **kwargs))
         request = self._prepare_chat(messages, stop, kwargs, INVOKE)
-        return self._to_result(request, *self._call(request))
+        return self._to_result(request, *self.engine.call(request))
 
     async def _agenerate(
         self,
@@ -186,10 +190,11 @@ class ChatSageMaker(SageMakerBase, BaseChatModel):
         if self.async_inference is not None:
             return ChatResult(generations=await self._athrough_jobs([messages], stop, kwargs))
         if self.streaming:
-            chunks = [c async for c in self._astream(messages, stop=stop, run_manager=run_manager, **kwargs)]
-            return self._join(iter(chunks))
+            return await agenerate_from_stream(
+                self._astream(messages, stop=stop, run_manager=run_manager, **kwargs)
+            )
         request = self._prepare_chat(messages, stop, kwargs, INVOKE)
-        return self._to_result(request, *await self._acall(request))
+        return self._to_result(request, *await self.engine.acall(request))
 
     def _to_result(self, request: PreparedRequest, parsed: Any, metadata: dict[str, Any]) -> ChatResult:
         text, stopped = truncate_at_stop(parsed.text, request.stop)
@@ -204,42 +209,26 @@ class ChatSageMaker(SageMakerBase, BaseChatModel):
         )
         return ChatResult(generations=[ChatGeneration(message=message, generation_info={"finish_reason": finish})])
 
-    @staticmethod
-    def _join(chunks: Iterator[ChatGenerationChunk]) -> ChatResult:
-        merged: ChatGenerationChunk | None = None
-        for item in chunks:
-            merged = item if merged is None else merged + item
-        if merged is None:
-            return ChatResult(generations=[ChatGeneration(message=AIMessageChunk(content=""))])
-        from langchain_core.messages import message_chunk_to_message
-
-        return ChatResult(
-            generations=[ChatGeneration(message=message_chunk_to_message(merged.message),
-                                        generation_info=merged.generation_info)]
-        )
-
     # -- streams ------------------------------------------------------------------
 
-    def _chunk(self, piece: str, delta: StreamDelta) -> ChatGenerationChunk | None:
-        if not piece and not delta.tool_call_chunks:
+    def _chunk(self, piece: StreamPiece) -> ChatGenerationChunk | None:
+        if not piece.text and not piece.tool_call_chunks:
             return None
-        return ChatGenerationChunk(message=_messages.chunk(piece, delta.tool_call_chunks))
+        return ChatGenerationChunk(message=_messages.chunk(piece.text, piece.tool_call_chunks))
 
-    def _last_chunk(
-        self, request: PreparedRequest, assembler: StreamAssembler, tail: str
-    ) -> ChatGenerationChunk:
+    def _last_chunk(self, request: PreparedRequest, end: StreamEnd) -> ChatGenerationChunk:
         info = reply_metadata(
-            assembler.metadata, finish_reason=assembler.finish_reason, usage=assembler.usage,
-            model_name=assembler.model_name or self._model_name(request.params),
+            end.metadata, finish_reason=end.finish_reason, usage=end.usage,
+            model_name=end.model_name or self._model_name(request.params),
         )
         info["model_provider"] = "amazon_sagemaker"
         message = AIMessageChunk(
-            content=tail,
+            content=end.text,
             chunk_position="last",
-            usage_metadata=_messages.usage_metadata(assembler.usage),
+            usage_metadata=_messages.usage_metadata(end.usage),
             response_metadata=info,
         )
-        return ChatGenerationChunk(message=message, generation_info={"finish_reason": assembler.finish_reason})
+        return ChatGenerationChunk(message=message, generation_info={"finish_reason": end.finish_reason})
 
     def _stream(
         self,

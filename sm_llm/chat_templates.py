@@ -27,23 +27,20 @@ from collections.abc import Mapping
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from sm_llm._sandbox import namespace_class
-from sm_llm._templating import compile_template, render, sandbox_class
+from sm_llm._templating import compile_template, raise_exception, render, sandbox_class
+from sm_llm._validation import is_file
 from sm_llm._yaml import load as load_yaml
 from sm_llm.errors import ConfigurationError
+from sm_llm.handlers import templates_dir
 
 __all__ = ["ChatTemplate"]
 
 _REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
 _SIDECAR_KEYS = {"model", "bos_token", "eos_token", "stop"}
 _SCALARS: tuple[tuple[type, Any], ...] = ((str, str.__str__), (int, int.__int__), (float, float.__float__))
-
-
-def _reject(message: str) -> NoReturn:
-    """``raise_exception('...')``: the template refuses the messages."""
-    raise ConfigurationError(f"chat template rejected the messages: {message}")
 
 
 def _tojson(
@@ -93,7 +90,7 @@ def _environment() -> Any:
     env = sandbox_class()(trim_blocks=True, lstrip_blocks=True, extensions=[Generation, loopcontrols])
     env.filters["tojson"] = _tojson
     env.globals.update(
-        raise_exception=_reject,
+        raise_exception=raise_exception,
         strftime_now=lambda fmt: datetime.now().strftime(fmt),
         namespace=TemplateNamespace,
     )
@@ -180,7 +177,7 @@ class ChatTemplate:
             template = cls(source=value)
         elif value in (presets := _presets()):
             template = dataclasses.replace(cls._from_file(presets[value]), name=value)
-        elif _is_file(value):
+        elif is_file(value):
             template = cls._from_file(Path(value))
         else:
             raise ConfigurationError(
@@ -256,8 +253,6 @@ class ChatTemplate:
 
 
 def _presets() -> dict[str, Path]:
-    from sm_llm.handlers import templates_dir  # deferred: handlers may come to import this module
-
     return {p.stem: p for p in (templates_dir() / "chat").glob("*.jinja")}
 
 
@@ -267,9 +262,3 @@ def _read(path: Path) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigurationError(f"cannot read {str(path)!r}: {exc}") from exc
 
-
-def _is_file(value: str) -> bool:
-    try:
-        return bool(value) and Path(value).is_file()
-    except (OSError, ValueError):  # e.g. a name too long for the file system
-        return False

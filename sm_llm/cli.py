@@ -13,6 +13,12 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from sm_llm._cli_args import add_connection_args, add_param_arg, param_values, read_prompt
+from sm_llm._cli_jobs import add_job_parser, run_job_command
+from sm_llm._routing import INVOKE, STREAM
+from sm_llm.chat_models import ChatSageMaker
+from sm_llm.config import config_schema, load_config, masked
+from sm_llm.embeddings import SageMakerEmbeddings
 from sm_llm.errors import (
     ConfigurationError,
     EndpointNotFoundError,
@@ -20,6 +26,8 @@ from sm_llm.errors import (
     RequestValidationError,
     SageMakerError,
 )
+from sm_llm.handlers import ContentHandler, list_presets
+from sm_llm.transports.wire import describe_request
 
 __all__ = ["main"]
 
@@ -64,18 +72,11 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompt", help="the prompt; '-' reads it from standard input")
     parser.add_argument("--config", help="YAML config (sm_llm.load_config): an llm or chat model")
     parser.add_argument("--name", help="the model to use from a models: config file")
-    parser.add_argument("--endpoint", help="endpoint name")
-    parser.add_argument("--handler", help="content handler preset or YAML file (default tgi)")
-    parser.add_argument("--region", help="AWS region")
-    parser.add_argument("--endpoint-url", help="SageMaker Runtime URL (e.g. the local endpoint)")
-    parser.add_argument("--profile", help="AWS credentials profile")
+    add_connection_args(parser)
     parser.add_argument("--max-tokens", type=int)
     parser.add_argument("--temperature", type=float)
     parser.add_argument("--stop", action="append", help="stop sequence (repeatable)")
-    parser.add_argument(
-        "--param", action="append", default=[], metavar="KEY=JSON",
-        help="extra body parameter, value parsed as JSON when it can be (repeatable)",
-    )
+    add_param_arg(parser)
     for field, flag in _ROUTING_FLAGS.items():
         parser.add_argument(flag, dest=field)
 
@@ -109,8 +110,6 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.add_argument("--name", help="the model to check in a models: file (default: all)")
 
-    from sm_llm._cli_jobs import add_job_parser
-
     add_job_parser(commands)
     from sm_llm._cli_token import add_token_parser
 
@@ -130,29 +129,13 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _param_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def _llm(args: argparse.Namespace, **settings: Any) -> Any:
     """The adapter: ``--config`` (any kind, via :func:`sm_llm.load_config`) with the
     command-line flags (and ``settings``) on top, or ``SageMakerLLM`` from flags alone."""
-    from sm_llm.config import load_config
-
     fields = _flag_fields(args)
     fields.update(settings)
-    extra: dict[str, Any] = {}
-    for item in args.param:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigurationError(f"--param expects KEY=VALUE, got {item!r}")
-        extra[key] = _param_value(value)
+    extra = param_values(args.param)
     if args.config:
-        from sm_llm.embeddings import SageMakerEmbeddings
-
         adapter = load_config(args.config, name=args.name)
         if isinstance(adapter, SageMakerEmbeddings):
             raise ConfigurationError("an embeddings model cannot generate text; pick a llm or chat model")
@@ -194,15 +177,11 @@ def _text(output: Any) -> str:
     return output if isinstance(output, str) else str(output.content)
 
 
-def _prompt(args: argparse.Namespace) -> str:
-    return sys.stdin.read() if args.prompt == "-" else str(args.prompt)
-
-
 def _invoke(args: argparse.Namespace) -> int:
     if args.stream and args.json:
         return _stream_json(args)
     llm = _llm(args)
-    prompt = _prompt(args)
+    prompt = read_prompt(args.prompt)
     if args.stream:
         for piece in llm.stream(prompt):
             sys.stdout.write(_text(piece))
@@ -219,7 +198,7 @@ def _invoke(args: argparse.Namespace) -> int:
 
 def _reply(llm: Any, prompt: str, callbacks: list[Any] | None = None) -> tuple[str, dict[str, Any]]:
     """The reply's text and metadata (finish reason, usage, request id...)."""
-    if hasattr(llm, "bind_tools"):  # a chat model: metadata is on the message
+    if isinstance(llm, ChatSageMaker):  # metadata is on the message
         message = llm.invoke(prompt, config={"callbacks": callbacks})
         return _text(message), dict(message.response_metadata)
     generation = llm.generate([prompt], callbacks=callbacks).generations[0][0]
@@ -237,25 +216,19 @@ def _stream_json(args: argparse.Namespace) -> int:
                 print(json.dumps({"delta": token}), flush=True)
 
     llm = _llm(args, streaming=True)  # invoke streams and joins; tokens reach callbacks
-    text, info = _reply(llm, _prompt(args), callbacks=[_Deltas()])
+    text, info = _reply(llm, read_prompt(args.prompt), callbacks=[_Deltas()])
     print(json.dumps({"text": text, **info}, default=str), flush=True)
     return 0
 
 
 def _render(args: argparse.Namespace) -> int:
-    from sm_llm._wire import describe_request
-
     llm = _llm(args)
-    from sm_llm._routing import INVOKE, STREAM
-
-    request = llm._prepare_input(_prompt(args), None, {}, STREAM if args.stream else INVOKE)
+    request = llm.prepare_request(read_prompt(args.prompt), operation=STREAM if args.stream else INVOKE)
     print(describe_request(request.operation, request.params))
     return 0
 
 
 def _handlers() -> int:
-    from sm_llm.handlers import ContentHandler, list_presets
-
     rows = [("preset", "input", "stream", "description")]
     for name in list_presets():
         handler = ContentHandler.from_preset(name)
@@ -269,8 +242,6 @@ def _handlers() -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from sm_llm.config import config_schema, load_config, masked
-
     if args.config_command == "schema":
         print(json.dumps(config_schema(), indent=2))
         return 0
@@ -337,8 +308,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "config":
             return _config(args)
         if args.command == "job":
-            from sm_llm._cli_jobs import run_job_command
-
             return run_job_command(args)
         if args.command == "token":
             from sm_llm._cli_token import run_token_command

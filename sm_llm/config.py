@@ -32,91 +32,25 @@ from pathlib import Path
 from typing import Any
 
 from sm_llm._names import did_you_mean
+from sm_llm._registry import KINDS, adapter_class, kind_of
+from sm_llm._validation import is_file
+from sm_llm._yaml_source import Problems, YamlSource
 from sm_llm.errors import ConfigurationError
 
 __all__ = ["config_fields", "config_schema", "load_config", "masked", "to_config"]
 
-KINDS = ("llm", "chat", "embeddings")
 SECRETS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
-_NOT_CONFIG = {"client", "config", "rate_limiter", "callbacks", "cache", "custom_get_token_ids", "profile"}
+_NOT_CONFIG = {"client", "transport", "config", "rate_limiter", "callbacks", "cache", "custom_get_token_ids", "profile"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def _adapter_class(kind: str) -> Any:
-    if kind == "llm":
-        from sm_llm.llms import SageMakerLLM
-
-        return SageMakerLLM
-    if kind == "chat":
-        from sm_llm.chat_models import ChatSageMaker
-
-        return ChatSageMaker
-    from sm_llm.embeddings import SageMakerEmbeddings
-
-    return SageMakerEmbeddings
 
 
 def config_fields(kind: str) -> dict[str, Any]:
     """The pydantic fields a config file may set for ``kind`` (name → FieldInfo)."""
-    cls = _adapter_class(kind)
+    cls = adapter_class(kind)
     return {name: f for name, f in cls.model_fields.items() if name not in _NOT_CONFIG}
 
 
-class _Source:
-    """A YAML document with line numbers for every dotted path."""
-
-    def __init__(self, text: str, name: str) -> None:
-        from sm_llm._yaml import load_with_nodes
-
-        self.name = name
-        self.data, self.node = load_with_nodes(text, name)  # aliases, depth, integers bounded
-
-    def line(self, path: tuple[str | int, ...]) -> int | None:
-        node = self.node
-        line = node.start_mark.line + 1 if node is not None else None
-        for key in path:
-            if node is None:
-                break
-            child = None
-            if getattr(node, "id", "") == "mapping":
-                for key_node, value_node in node.value:
-                    if key_node.value == key:
-                        child, line = value_node, key_node.start_mark.line + 1
-                        break
-            elif getattr(node, "id", "") == "sequence" and isinstance(key, int) and key < len(node.value):
-                child = node.value[key]
-                line = child.start_mark.line + 1
-            node = child
-        return line
-
-
-class _Problems:
-    def __init__(self, source: _Source | None) -> None:
-        self.source = source
-        self.items: list[tuple[int, str]] = []
-
-    def add(self, path: tuple[str | int, ...], message: str) -> None:
-        dotted = ".".join(str(p) for p in path) or "(top)"
-        if self.source is None:  # a mapping given in Python: no file, no lines
-            self.items.append((0, f"{dotted}: {message}"))
-            return
-        line = self.source.line(path)
-        self.items.append((line or 0, f"{self.source.name}{f':{line}' if line else ''} {dotted}: {message}"))
-
-    def raise_if_any(self) -> None:
-        if len(self.items) == 1:
-            raise ConfigurationError(self.items[0][1])
-        if self.items:
-            count = len(self.items)
-            lines = [text for _, text in sorted(self.items, key=lambda item: item[0])]
-            raise ConfigurationError(
-                f"{count} problem{'s' if count > 1 else ''} in the configuration:\n  "
-                + "\n  ".join(lines),
-                problems=tuple(lines),
-            )
-
-
-def _interpolate(value: Any, path: tuple[str | int, ...], problems: _Problems) -> Any:
+def _interpolate(value: Any, path: tuple[str | int, ...], problems: Problems) -> Any:
     if isinstance(value, dict):
         return {k: _interpolate(v, (*path, k), problems) for k, v in value.items()}
     if isinstance(value, list):
@@ -170,7 +104,7 @@ def _resolve_paths(fields: dict[str, Any], base_dir: Path | None) -> None:
 
 
 def _build(
-    kind: Any, fields: dict[str, Any], raw: dict[str, Any], path: tuple[str | int, ...], problems: _Problems
+    kind: Any, fields: dict[str, Any], raw: dict[str, Any], path: tuple[str | int, ...], problems: Problems
 ) -> Any:
     if kind not in KINDS:
         problems.add((*path, "kind"), f"must be one of {', '.join(KINDS)} (got {kind!r})")
@@ -207,7 +141,7 @@ def _build(
         return None
 
     try:
-        return _adapter_class(kind)(**clean)
+        return adapter_class(kind)(**clean)
     except ConfigurationError as exc:
         cause = exc.__cause__
         if isinstance(cause, ValidationError):
@@ -220,7 +154,7 @@ def _build(
     return None
 
 
-def _precheck(fields: dict[str, Any], path: tuple[str | int, ...], problems: _Problems) -> None:
+def _precheck(fields: dict[str, Any], path: tuple[str | int, ...], problems: Problems) -> None:
     """Check routing values, the handler and the chat template one by one, so that every
     problem is reported (construction stops at the first)."""
     from pydantic import ValidationError
@@ -253,7 +187,7 @@ def load_config(source: str | Path | dict[str, Any], name: str | None = None) ->
     A file with several adapters under ``models:`` needs ``name=`` (unless it
     holds exactly one); ``defaults:`` are merged into each.
     """
-    parsed: _Source | None = None
+    parsed: YamlSource | None = None
     base_dir: Path | None = None
     if isinstance(source, dict):
         data: Any = source
@@ -261,17 +195,17 @@ def load_config(source: str | Path | dict[str, Any], name: str | None = None) ->
         text = str(source)
         path = Path(text)
         if isinstance(source, Path) or text.endswith((".yaml", ".yml")) or (
-            "\n" not in text and _is_file(path)
+            "\n" not in text and is_file(path)
         ):
             try:
                 content = path.read_text(encoding="utf-8")
             except OSError as exc:
                 raise ConfigurationError(f"cannot read {path}: {exc}") from exc
-            parsed, base_dir = _Source(content, path.name), path.resolve().parent
+            parsed, base_dir = YamlSource(content, path.name), path.resolve().parent
         else:
-            parsed = _Source(text, "<string>")
+            parsed = YamlSource(text, "<string>")
         data = parsed.data
-    problems = _Problems(parsed)
+    problems = Problems(parsed)
     if not isinstance(data, dict):
         problems.add((), "a configuration must be a mapping")
         problems.raise_if_any()
@@ -311,20 +245,11 @@ def load_config(source: str | Path | dict[str, Any], name: str | None = None) ->
     return adapter
 
 
-def _is_file(path: Path) -> bool:
-    try:
-        return path.is_file()
-    except (OSError, ValueError):  # a name too long, or with NUL: YAML text, not a path
-        return False
-
-
 def to_config(adapter: Any) -> dict[str, Any]:
     """The adapter as a config mapping: non-default fields, no secrets, ``kind`` first."""
     from sm_llm.handlers import ContentHandler
 
-    kind = {"SageMakerLLM": "llm", "ChatSageMaker": "chat", "SageMakerEmbeddings": "embeddings"}.get(
-        type(adapter).__name__, "llm"
-    )
+    kind = kind_of(adapter)
     config: dict[str, Any] = {"kind": kind}
     for name, field in config_fields(kind).items():
         if name in SECRETS or name in ("name", "verbose", "tags", "metadata", "disable_streaming", "output_version"):

@@ -1,8 +1,10 @@
 """``SageMakerEmbeddings``: LangChain embeddings served by a SageMaker endpoint.
 
 The texts are sent in batches of ``batch_size``, up to ``max_concurrency`` batches
-at a time, through the same client, retries, routing and typed errors as
-:class:`~sm_llm.SageMakerLLM` (:class:`~sm_llm._base.SageMakerBase`).
+at a time, through the same engine (client, retries, routing, typed errors) as
+:class:`~sm_llm.SageMakerLLM`. Only the fields embeddings honour are accepted:
+generation fields (``temperature``, ``stop``, ``streaming``, ``async_inference``...)
+are a :class:`~sm_llm.errors.ConfigurationError` at construction.
 
 Content handlers for embeddings follow one convention (the ``tei``,
 ``openai-embeddings`` and ``jumpstart-embeddings`` presets, and your own YAML):
@@ -33,20 +35,23 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 from pydantic import Field
 
-from sm_llm._base import PreparedRequest, SageMakerBase
+from sm_llm._adapter import AdapterBase
+from sm_llm._core.request import PreparedRequest
 from sm_llm._expr import Getter, compile_expression
+from sm_llm._registry import register
 from sm_llm._routing import INVOKE
 from sm_llm.errors import ConfigurationError, ResponseParseError, snippet
 from sm_llm.handlers import ContentHandler, ParsedOutput
 
 __all__ = ["SageMakerEmbeddings"]
 
-# `_call` parses replies with a copy of the handler whose text is this constant: the
+# Batches are parsed with a copy of the handler whose text is this constant: the
 # vectors are then neither stringified nor selected by an expression that may raise.
 _NO_TEXT = '`""`'
 
 
-class SageMakerEmbeddings(SageMakerBase, Embeddings):
+@register("embeddings")
+class SageMakerEmbeddings(AdapterBase, Embeddings):
     """Text embeddings from a SageMaker endpoint.
 
     Example:
@@ -60,8 +65,7 @@ class SageMakerEmbeddings(SageMakerBase, Embeddings):
             query = embeddings.embed_query("what is in the second text?")
 
     Routing (``target_model``, ``inference_component_name``, ``custom_attributes``...)
-    is per instance: the embeddings interface has no per-call options. Generation
-    fields (``temperature``, ``max_tokens``, ``stop``...) are ignored by the presets.
+    is per instance: the embeddings interface has no per-call options.
     """
 
     content_handler: str | ContentHandler | dict[str, Any] = "tei"
@@ -114,7 +118,7 @@ class SageMakerEmbeddings(SageMakerBase, Embeddings):
         for start in range(0, len(texts), size):
             batch = texts[start : start + size]
             messages = [{"role": "user", "content": text} for text in batch]
-            request = self._prepare(messages=messages, stop=None, kwargs={}, operation=INVOKE)
+            request = self.engine.prepare(messages=messages, operation=INVOKE)
             requests.append((replace(request, handler=self._reply_handler), len(batch)))
         return requests
 
@@ -157,11 +161,11 @@ class SageMakerEmbeddings(SageMakerBase, Embeddings):
         )
 
     def _embed_batch(self, request: PreparedRequest, expected: int) -> list[list[float]]:
-        parsed, _ = self._call(request)
+        parsed, _ = self.engine.call(request)
         return self._vectors(parsed, expected)
 
     async def _aembed_batch(self, request: PreparedRequest, expected: int) -> list[list[float]]:
-        parsed, _ = await self._acall(request)
+        parsed, _ = await self.engine.acall(request)
         return self._vectors(parsed, expected)
 
     # -- LangChain Embeddings ---------------------------------------------------------
@@ -175,7 +179,6 @@ class SageMakerEmbeddings(SageMakerBase, Embeddings):
         requests = self._requests(list(texts))
         if len(requests) <= 1:
             return [v for request, n in requests for v in self._embed_batch(request, n)]
-        self._get_client()  # created once, before the threads race for it
         failed = threading.Event()
 
         def run(request: PreparedRequest, expected: int) -> list[list[float]] | None:

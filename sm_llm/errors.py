@@ -8,12 +8,9 @@ retry policies and ``is_retryable`` checks work unchanged.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langchain_core import exceptions as lc
-
-if TYPE_CHECKING:
-    from sm_llm.async_inference import InferenceJob
 
 __all__ = [
     "AsyncInferenceError",
@@ -233,10 +230,11 @@ class StreamParseError(StreamError, ResponseParseError):
 
 
 class AsyncInferenceError(SageMakerError):
-    """An asynchronous inference job wrote its failure object; ``failure`` is its content."""
+    """An asynchronous inference job wrote its failure object; ``failure`` is its content
+    and ``job`` the :class:`~sm_llm.async_inference.InferenceJob`."""
 
     def __init__(
-        self, message: str, *, failure: str = "", job: InferenceJob | None = None, **kwargs: Any
+        self, message: str, *, failure: str = "", job: Any = None, **kwargs: Any
     ) -> None:
         super().__init__(message, **kwargs)
         self.failure = failure
@@ -246,7 +244,7 @@ class AsyncInferenceError(SageMakerError):
 class JobTimeoutError(SageMakerError, lc.ModelTimeoutError):
     """An asynchronous job did not finish before the deadline; ``job`` can be resumed."""
 
-    def __init__(self, message: str, *, job: InferenceJob | None = None, **kwargs: Any) -> None:
+    def __init__(self, message: str, *, job: Any = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.job = job
 

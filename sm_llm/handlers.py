@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sm_llm._expr import Getter, compile_expression
 from sm_llm._routing import check_media_type
 from sm_llm._templating import compile_template, render
+from sm_llm._validation import validation_problems
 from sm_llm.errors import (
     ConfigurationError,
     ModelError,
@@ -38,6 +39,7 @@ __all__ = [
     "StreamSpec",
     "UsageSpec",
     "list_presets",
+    "quote_body",
     "templates_dir",
 ]
 
@@ -183,7 +185,8 @@ def _read_usage(getters: tuple[tuple[str, Getter], ...], data: Any) -> dict[str,
     return usage
 
 
-def _snippet(body: bytes | str) -> str:
+def quote_body(body: bytes | str) -> str:
+    """The start of a reply body (or record) for an error message."""
     return snippet(body.decode("utf-8", "replace") if isinstance(body, bytes) else body)
 
 
@@ -243,10 +246,7 @@ class ContentHandler(BaseModel):
         try:
             handler = cls.model_validate(data)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-                for err in exc.errors()
-            )
+            problems = "; ".join(validation_problems(exc))
             raise ConfigurationError(f"{source}: invalid content handler: {problems}") from exc
         handler.check()
         return handler
@@ -362,7 +362,7 @@ class ContentHandler(BaseModel):
             except ValueError as exc:
                 raise ConfigurationError(
                     f"request template of {self.name!r} produced invalid JSON ({exc}): "
-                    f"{_snippet(body)}"
+                    f"{quote_body(body)}"
                 ) from exc
         return body
 
@@ -377,13 +377,13 @@ class ContentHandler(BaseModel):
             data = json.loads(body)
         except RecursionError:  # "[[[[…": deeper than the interpreter can follow
             raise ResponseParseError(
-                f"reply is nested too deeply to parse (handler {self.name!r})", body_snippet=_snippet(body)
+                f"reply is nested too deeply to parse (handler {self.name!r})", body_snippet=quote_body(body)
             ) from None
         except ValueError as exc:
             if "json" in self.accept:
                 raise ResponseParseError(
                     f"reply is not JSON as handler {self.name!r} expects",
-                    body_snippet=_snippet(body),
+                    body_snippet=quote_body(body),
                 ) from exc
             return ParsedOutput(text=body.decode("utf-8", "replace"), raw=body)
         spec = self.response
@@ -398,14 +398,14 @@ class ContentHandler(BaseModel):
         if text is None and not tool_calls:
             raise ResponseParseError(
                 f"reply has no text at {spec.text!r} (handler {self.name!r})",
-                body_snippet=_snippet(body),
+                body_snippet=quote_body(body),
             )
         if text is not None and not isinstance(text, str):
             try:
                 text = json.dumps(text, ensure_ascii=False)
             except RecursionError:
                 raise ResponseParseError(
-                    f"reply text at {spec.text!r} is nested too deeply", body_snippet=_snippet(body)
+                    f"reply text at {spec.text!r} is nested too deeply", body_snippet=quote_body(body)
                 ) from None
         finish = self._getter(spec.finish_reason)
         model = self._getter(spec.model_name)
@@ -444,13 +444,13 @@ class ContentHandler(BaseModel):
             data = _loads(record)
         except RecursionError:
             raise StreamParseError(
-                f"stream record is nested too deeply to parse (handler {self.name!r}): {_snippet(record)}",
-                body_snippet=_snippet(record),
+                f"stream record is nested too deeply to parse (handler {self.name!r}): {quote_body(record)}",
+                body_snippet=quote_body(record),
             ) from None
         except ValueError as exc:
             raise StreamParseError(
-                f"stream record is not JSON as handler {self.name!r} expects: {_snippet(record)}",
-                body_snippet=_snippet(record),
+                f"stream record is not JSON as handler {self.name!r} expects: {quote_body(record)}",
+                body_snippet=quote_body(record),
             ) from exc
         text_get, skip_get, finish_get, tools_get, error_get, model_get, usage_gets = (
             self._stream_getters
@@ -459,7 +459,7 @@ class ContentHandler(BaseModel):
             raise StreamError(f"the container reported an error mid-stream: {detail}")
         finish = finish_get(data) if finish_get else None
         if finish is not None and (finish := normalize_finish_reason(finish)) == "error":
-            raise StreamError(f"the container ended the stream with an error: {_snippet(record)}")
+            raise StreamError(f"the container ended the stream with an error: {quote_body(record)}")
         text = text_get(data) if text_get else None
         if text is not None and skip_get is not None and skip_get(data):
             text = None

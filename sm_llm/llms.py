@@ -14,16 +14,20 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import get_config_list
 from pydantic import Field
 
-from sm_llm._base import PreparedRequest, SageMakerBase, StreamAssembler, reply_metadata
+from sm_llm._core.pipeline import StreamEnd, StreamPiece
+from sm_llm._core.request import PreparedRequest, reply_metadata
+from sm_llm._generative import GenerativeBase
+from sm_llm._registry import register
 from sm_llm._routing import INVOKE, STREAM, Operation
 from sm_llm._stop import truncate_at_stop
 from sm_llm._tokens import token_ids
-from sm_llm.handlers import ParsedOutput, StreamDelta
+from sm_llm.handlers import ParsedOutput
 
 __all__ = ["SageMakerLLM"]
 
 
-class SageMakerLLM(SageMakerBase, BaseLLM):
+@register("llm")
+class SageMakerLLM(GenerativeBase, BaseLLM):
     """A text-completion model served by a SageMaker endpoint.
 
     Example:
@@ -107,10 +111,10 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
 
     # -- whole replies ------------------------------------------------------------
 
-    def _prepare_input(
+    def _render(
         self, value: Any, stop: list[str] | None, kwargs: dict[str, Any], operation: Operation
     ) -> PreparedRequest:
-        return self._prepare(prompt=str(value), stop=stop, kwargs=kwargs, operation=operation)
+        return self.engine.prepare(prompt=str(value), stop=stop, kwargs=kwargs, operation=operation)
 
     def _from_body(self, request: PreparedRequest, body: bytes, metadata: dict[str, Any]) -> Generation:
         return self._to_generation(request.handler.parse_response(body), metadata, request)
@@ -131,17 +135,17 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         )
 
     def _one(self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]) -> Generation:
-        request = self._prepare_input(prompt, stop, kwargs, INVOKE)
+        request = self._render(prompt, stop, kwargs, INVOKE)
         if self.rate_limiter:
             self.rate_limiter.acquire(blocking=True)
-        parsed, metadata = self._call(request)
+        parsed, metadata = self.engine.call(request)
         return self._to_generation(parsed, metadata, request)
 
     async def _aone(self, prompt: str, stop: list[str] | None, kwargs: dict[str, Any]) -> Generation:
-        request = self._prepare_input(prompt, stop, kwargs, INVOKE)
+        request = self._render(prompt, stop, kwargs, INVOKE)
         if self.rate_limiter:
             await self.rate_limiter.aacquire(blocking=True)
-        parsed, metadata = await self._acall(request)
+        parsed, metadata = await self.engine.acall(request)
         return self._to_generation(parsed, metadata, request)
 
     def _generate(
@@ -161,7 +165,6 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         if len(prompts) == 1:
             return self._result([[self._one(prompts[0], stop, kwargs)]])
         # langchain-core hands a whole batch to one _generate call: run it concurrently.
-        self._get_client()
         workers = min(len(prompts), self.max_connections)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sm-llm") as pool:
             futures = [pool.submit(self._one, p, stop, kwargs) for p in prompts]
@@ -194,19 +197,14 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
 
     # -- streams ------------------------------------------------------------------
 
-    def _chunk(self, piece: str, delta: StreamDelta) -> GenerationChunk | None:
-        return GenerationChunk(text=piece) if piece else None
+    def _chunk(self, piece: StreamPiece) -> GenerationChunk | None:
+        return GenerationChunk(text=piece.text) if piece.text else None
 
-    def _last_chunk(
-        self, request: PreparedRequest, assembler: StreamAssembler, tail: str
-    ) -> GenerationChunk:
+    def _last_chunk(self, request: PreparedRequest, end: StreamEnd) -> GenerationChunk:
         return GenerationChunk(
-            text=tail,
+            text=end.text,
             generation_info=reply_metadata(
-                assembler.metadata,
-                finish_reason=assembler.finish_reason,
-                usage=assembler.usage,
-                model_name=assembler.model_name,
+                end.metadata, finish_reason=end.finish_reason, usage=end.usage, model_name=end.model_name
             ),
         )
 
@@ -217,7 +215,7 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        request = self._prepare_input(prompt, stop, kwargs, STREAM)
+        request = self._render(prompt, stop, kwargs, STREAM)
         if self.rate_limiter:
             self.rate_limiter.acquire(blocking=True)
         yield from self._stream_chunks(request, run_manager)
@@ -229,7 +227,7 @@ class SageMakerLLM(SageMakerBase, BaseLLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        request = self._prepare_input(prompt, stop, kwargs, STREAM)
+        request = self._render(prompt, stop, kwargs, STREAM)
         if self.rate_limiter:
             await self.rate_limiter.aacquire(blocking=True)
         async for chunk in self._astream_chunks(request, run_manager):

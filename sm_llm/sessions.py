@@ -4,7 +4,6 @@ SageMaker opens a session when ``InvokeEndpoint`` carries
 ``SessionId: NEW_SESSION`` (the streaming API cannot open one) and returns
 ``NewSessionId: <id>; Expires=<UTC time>``; later calls, streamed or not, send
 that id, and a ``{"requestType": "CLOSE"}`` body ends it (``ClosedSessionId``).
-The open/close bodies are LMI's (``{"requestType": "NEW_SESSION" | "CLOSE"}``).
 
 >>> with chat.open_session() as session:          # doctest: +SKIP
 ...     session.invoke("Hi, I'm Ada")
@@ -13,118 +12,18 @@ The open/close bodies are LMI's (``{"requestType": "NEW_SESSION" | "CLOSE"}``).
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sm_llm import _transport
-from sm_llm._routing import INVOKE
-from sm_llm.errors import ResponseParseError
-
-if TYPE_CHECKING:
-    from sm_llm._base import SageMakerBase
+from sm_llm.engine.sessions import Session
 
 __all__ = ["Session", "close_session", "open_session"]
 
-_OPEN = json.dumps({"requestType": "NEW_SESSION"}).encode()
-_CLOSE = json.dumps({"requestType": "CLOSE"}).encode()
+
+def open_session(adapter: Any) -> Session:
+    """Open a session on the adapter's endpoint (``adapter.open_session()``)."""
+    return adapter.open_session()  # type: ignore[no-any-return]
 
 
-def _params(adapter: SageMakerBase, body: bytes, session_id: str) -> dict[str, Any]:
-    routing = adapter._routing({"session_id": session_id}).to_params(
-        INVOKE, default_attributes=adapter.handler.custom_attributes
-    )
-    return {
-        "EndpointName": adapter.endpoint_name,
-        "Body": body,
-        "ContentType": "application/json",
-        "Accept": "application/json",
-        **routing,
-    }
-
-
-def _parse_new_session(value: str | None) -> tuple[str, datetime | None]:
-    if not value:
-        raise ResponseParseError(
-            "the endpoint did not open a session (no NewSessionId in the reply); "
-            "its container must support stateful sessions"
-        )
-    session_id, _, rest = value.partition(";")
-    expires: datetime | None = None
-    rest = rest.strip()
-    if rest.startswith("Expires="):
-        try:
-            expires = datetime.strptime(rest[8:], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-        except ValueError:
-            expires = None
-    return session_id.strip(), expires
-
-
-def open_session(adapter: SageMakerBase) -> Session:
-    """Open a session on the adapter's endpoint (``InvokeEndpoint`` + ``NEW_SESSION``)."""
-    result = _transport.invoke(adapter._get_client(), _params(adapter, _OPEN, "NEW_SESSION"))
-    session_id, expires = _parse_new_session(result.metadata.get("new_session_id"))
-    return Session(adapter, session_id, expires)
-
-
-def close_session(adapter: SageMakerBase, session_id: str) -> str | None:
+def close_session(adapter: Any, session_id: str) -> str | None:
     """Close a session; returns the ``ClosedSessionId`` the endpoint reported."""
-    result = _transport.invoke(adapter._get_client(), _params(adapter, _CLOSE, session_id))
-    closed = result.metadata.get("closed_session_id")
-    return str(closed) if closed else None
-
-
-class Session:
-    """An open session: a runnable bound to ``session_id``, and ``close()``.
-
-    ``session.model`` is the adapter bound to the session (usable in chains);
-    ``invoke`` / ``stream`` / ``batch`` and their async twins delegate to it.
-    """
-
-    def __init__(self, adapter: SageMakerBase, session_id: str, expires_at: datetime | None) -> None:
-        self.adapter = adapter
-        self.session_id = session_id
-        self.expires_at = expires_at
-        self.closed_session_id: str | None = None
-        self.model: Any = adapter.bind(session_id=session_id)  # type: ignore[attr-defined]
-
-    def __repr__(self) -> str:
-        return f"Session(session_id={self.session_id!r}, expires_at={self.expires_at!r})"
-
-    def invoke(self, value: Any, config: Any = None, **kwargs: Any) -> Any:
-        """Invoke the adapter within this session."""
-        return self.model.invoke(value, config, **kwargs)
-
-    async def ainvoke(self, value: Any, config: Any = None, **kwargs: Any) -> Any:
-        """Async invoke within this session."""
-        return await self.model.ainvoke(value, config, **kwargs)
-
-    def stream(self, value: Any, config: Any = None, **kwargs: Any) -> Any:
-        """Stream within this session (the streaming API accepts an open session's id)."""
-        return self.model.stream(value, config, **kwargs)
-
-    def astream(self, value: Any, config: Any = None, **kwargs: Any) -> Any:
-        """Async stream within this session."""
-        return self.model.astream(value, config, **kwargs)
-
-    def close(self) -> str | None:
-        """Close the session on the endpoint (idempotent)."""
-        if self.closed_session_id is None:
-            self.closed_session_id = close_session(self.adapter, self.session_id) or self.session_id
-        return self.closed_session_id
-
-    async def aclose(self) -> str | None:
-        """Async ``close``."""
-        return await self.adapter._in_thread(self.close)
-
-    def __enter__(self) -> Session:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Session:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+    return adapter.engine.close_session(session_id)  # type: ignore[no-any-return]

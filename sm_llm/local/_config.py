@@ -258,17 +258,20 @@ class ServerConfig(_Model):
         reported at once, with file, line and key: ``local.yaml:8 faults.fail_next.1: ...``."""
         from pydantic import ValidationError
 
-        from sm_llm.config import _Problems, _Source  # the one home of YAML-with-line-numbers
+        from sm_llm._yaml_source import (  # the one home of YAML-with-line-numbers
+            Problems,
+            YamlSource,
+        )
 
         try:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigurationError(f"cannot read local endpoint config {path}: {exc}") from exc
-        source = _Source(text, Path(path).name)
+        source = YamlSource(text, Path(path).name)
         try:
             return cls.model_validate(source.data or {})
         except ValidationError as exc:
-            problems = _Problems(source)
+            problems = Problems(source)
             for err in exc.errors():
                 # pydantic adds tags such as "[key]" or "function-after[...]" to locations
                 loc = tuple(p for p in err["loc"] if isinstance(p, int) or "[" not in p)

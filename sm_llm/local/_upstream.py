@@ -13,11 +13,12 @@ ends the stream with a ``ModelStreamError`` (``StreamBroken``).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from sm_llm._transport import check_http_url
+from sm_llm.errors import ConfigurationError
 from sm_llm.local._containers import (
     CUSTOM_ATTRIBUTES,
     ContainerRequest,
@@ -39,7 +40,7 @@ class UpstreamContainer:
         connect_timeout: float = 2.0,
         read_timeout: float = 60.0,
     ) -> None:
-        check_http_url(base_url, "upstream")  # file://, gopher://: refused before serving
+        _check_url(base_url)  # file://, gopher://: refused before serving
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
         if session is None:
@@ -104,3 +105,16 @@ def _relay(response: requests.Response) -> Iterator[Piece]:
                 yield Piece(chunk)
     finally:
         response.close()
+
+
+def _check_url(url: str) -> None:
+    """An http(s) URL with a host, printable ASCII only (the emulator shares no code
+    with the client it checks, so this is its own copy of the rule)."""
+    try:
+        parts = urlsplit(url)
+        ok = url.isascii() and url.isprintable() and " " not in url and parts.scheme in ("http", "https")
+        ok = ok and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigurationError(f"upstream={url!r} is not allowed: give an http:// or https:// URL with a host")

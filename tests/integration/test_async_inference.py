@@ -22,7 +22,6 @@ from botocore.exceptions import ClientError
 from sm_llm import SageMakerLLM
 from sm_llm import errors as e
 from sm_llm._cli_jobs import add_job_parser, run_job_command
-from sm_llm._jobs_wait import _s3
 from sm_llm.async_inference import (
     AsyncInferenceConfig,
     InferenceJob,
@@ -36,6 +35,11 @@ from sm_llm.local import LocalEndpoint, LocalS3, S3AsyncBackend
 
 INPUTS = "sm-llm-inputs"
 FAILING = {"temperature": -1.0}  # the TGI container answers 422 → a failure object
+
+
+def _s3(llm: Any, cfg: Any) -> Any:
+    """The S3 client async inference uses for ``cfg`` (it belongs to the adapter's transport)."""
+    return llm.engine.transport.s3_client(cfg.s3_endpoint_url)
 
 
 def delay(ms: int) -> dict[str, str]:

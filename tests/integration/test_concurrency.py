@@ -14,17 +14,17 @@ from typing import Any
 import pytest
 from langchain_core.rate_limiters import InMemoryRateLimiter
 
-from sm_llm import _base
 from sm_llm import errors as e
+from sm_llm.transports import aws
 
 
 @pytest.fixture(params=["aio", "threads"])
 def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Run the test on aiobotocore and on the thread-pool fallback (import hidden)."""
     if request.param == "threads":
-        monkeypatch.setattr(_base, "_AIO_AVAILABLE", False)
+        monkeypatch.setattr(aws, "AIO_AVAILABLE", False)
     else:
-        assert _base._AIO_AVAILABLE, "the aio extra must be installed for the test suite"
+        assert aws.AIO_AVAILABLE, "the aio extra must be installed for the test suite"
     yield request.param
 
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from langchain_tests.integration_tests import EmbeddingsIntegrationTests
 
-from sm_llm import _base
 from sm_llm import errors as e
 from sm_llm.embeddings import SageMakerEmbeddings
 from sm_llm.local import LocalEndpoint
 from sm_llm.local._embeddings import embed_text
+from sm_llm.transports import aws
 
 PRESETS = ["tei", "openai-embeddings", "jumpstart-embeddings"]
 TEXTS_PATH = {
@@ -43,9 +43,9 @@ def make_embeddings(ep: LocalEndpoint) -> Make:
 def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Async tests run on aiobotocore and on the thread-pool fallback."""
     if request.param == "threads":
-        monkeypatch.setattr(_base, "_AIO_AVAILABLE", False)
+        monkeypatch.setattr(aws, "AIO_AVAILABLE", False)
     else:
-        assert _base._AIO_AVAILABLE, "the aio extra must be installed for the test suite"
+        assert aws.AIO_AVAILABLE, "the aio extra must be installed for the test suite"
     yield request.param
 
 

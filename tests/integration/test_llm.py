@@ -287,10 +287,11 @@ async def test_ainvoke_and_abatch(make_llm: Any, ep: Any, fault: Any) -> None:
 def test_client_is_cached_and_closeable(make_llm: Any) -> None:
     llm = make_llm("tgi")
     llm.invoke("x")
-    client = llm._get_client()
+    transport = llm.engine.transport
+    client = transport.client()
     llm.invoke("y")
-    assert llm._get_client() is client
+    assert transport.client() is client
     with llm:
         pass
-    assert llm._client is None
+    assert transport.client() is not client  # closed, and created again on the next use
     assert llm.invoke("z") == "Echo: z"

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from sm_llm import ChatSageMaker, SageMakerLLM, _base
+from sm_llm import ChatSageMaker, SageMakerLLM
+from sm_llm.transports import aws
 
 
 def _scope(ep: Any) -> str:
@@ -46,9 +47,9 @@ async def test_aws_region_ahead_of_aws_default_region(
 ) -> None:
     """The suite sets AWS_DEFAULT_REGION=us-east-1; AWS_REGION wins, sync and async."""
     if transport == "threads":
-        monkeypatch.setattr(_base, "_AIO_AVAILABLE", False)
+        monkeypatch.setattr(aws, "AIO_AVAILABLE", False)
     else:
-        assert _base._AIO_AVAILABLE, "the aio extra must be installed for the test suite"
+        assert aws.AIO_AVAILABLE, "the aio extra must be installed for the test suite"
     monkeypatch.setenv("AWS_REGION", "eu-west-2")
     llm = SageMakerLLM(endpoint_name="tgi", content_handler="tgi", endpoint_url=ep.url)
     assert await llm.ainvoke("a") == "Echo: a"

@@ -20,7 +20,7 @@ def llm(**fields: Any) -> SageMakerLLM:
 
 
 def body(model: Any, value: Any = "hi", operation: Any = INVOKE, **kwargs: Any) -> Any:
-    return json.loads(model._prepare_input(value, None, kwargs, operation).params["Body"])
+    return json.loads(model.prepare_request(value, operation=operation, **kwargs).params["Body"])
 
 
 # -- constructor fields ---------------------------------------------------------------
@@ -84,7 +84,7 @@ def test_endpoint_kwargs_map_onto_routing_fields() -> None:
     assert (model.custom_attributes, model.target_variant, model.inference_component_name) == (
         "accept_eula=true", "blue", "ic-1"
     )
-    params = model._prepare_input("hi", None, {}, INVOKE).params
+    params = model.prepare_request("hi", operation=INVOKE).params
     assert params["CustomAttributes"] == "accept_eula=true"
     assert params["TargetModel"] == "m.tar.gz" and params["SessionId"] == "s-1"
     assert params["EnableExplanations"] == "`true`" and params["InferenceId"] == "id-1"

@@ -11,6 +11,7 @@ import pytest
 from sm_llm.async_inference import AsyncInferenceConfig, InferenceJob, submit, wait_all
 from sm_llm.errors import ConfigurationError
 from sm_llm.llms import SageMakerLLM
+from sm_llm.transports import FakeTransport
 
 S3 = "s3://my-bucket/inputs/"
 
@@ -116,22 +117,24 @@ def test_submit_without_config_says_how_to_configure() -> None:
 
 
 def test_oversize_inline_body_without_s3_is_refused_before_any_client() -> None:
-    llm = _llm()
+    fake = FakeTransport()
+    llm = _llm(transport=fake)
     config = AsyncInferenceConfig(inline_body=True)
     with pytest.raises(ConfigurationError, match=r"limited to 128,000 bytes.*input_s3_uri"):
         submit(llm, "x " * 70_000, config=config)
-    assert llm._client is None  # no client was even created
+    assert fake.calls == []  # nothing was sent, nothing uploaded
 
 
 @pytest.mark.parametrize(
     "update", [{"filename": "out.json\n"}, {"s3_output_path_extension": "x\n"}, {"expected_bucket_owner": "1" * 11}]
 )
 def test_a_per_call_model_copy_is_validated_at_submit(update: dict[str, str]) -> None:
-    llm = _llm()
+    fake = FakeTransport()
+    llm = _llm(transport=fake)
     config = AsyncInferenceConfig(inline_body=True).model_copy(update=update)  # pydantic skips validation
     with pytest.raises(ConfigurationError, match=next(iter(update))):
         submit(llm, "hi", config=config)
-    assert llm._client is None
+    assert fake.calls == []
 
 
 def test_async_routing_rules_apply() -> None:
@@ -150,11 +153,11 @@ class _Clock:
 
 
 def _pauses(config: AsyncInferenceConfig, timeout: float, elapsed: float, poll_cost: float = 0.0) -> list[float]:
-    from sm_llm._jobs_wait import _waits
+    from sm_llm.engine.polling import poll_waits
 
     clock = _Clock()
     out = []
-    for pause in _waits(config, timeout, elapsed, clock):
+    for pause in poll_waits(config, timeout, elapsed, clock):
         out.append(round(pause, 6))
         clock.now += pause + poll_cost
         assert len(out) < 1000, "the schedule must end"

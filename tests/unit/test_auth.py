@@ -17,11 +17,10 @@ import pytest
 from botocore.credentials import Credentials, RefreshableCredentials
 from pydantic import SecretStr
 
-from sm_llm import auth
-from sm_llm._transport import ClientSettings
 from sm_llm.auth import TOKEN_PREFIX, TokenSource, credentials_for, generate_bearer_token
 from sm_llm.cli import main
 from sm_llm.errors import ConfigurationError
+from sm_llm.transports import ClientSettings, bearer
 
 KEY = "AKIDEXAMPLE0000000001"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -358,13 +357,13 @@ def test_invalidate_forces_a_fresh_token() -> None:
 
 def test_token_source_signs_once_for_concurrent_callers(monkeypatch: pytest.MonkeyPatch) -> None:
     signed: list[int] = []
-    real = auth._presigned_token
+    real = bearer._presigned_token
 
     def counting(*args: Any) -> str:
         signed.append(1)
         return real(*args)
 
-    monkeypatch.setattr(auth, "_presigned_token", counting)
+    monkeypatch.setattr(bearer, "_presigned_token", counting)
     source = TokenSource(region="us-east-1", credentials=lambda: Credentials(KEY, SECRET))
     tokens: list[str] = []
     barrier = threading.Barrier(8)

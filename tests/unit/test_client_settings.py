@@ -1,4 +1,4 @@
-"""Region and credentials resolution (``_transport.resolve_settings``), shared by the boto3 and
+"""Region and credentials resolution (``transports.clients.resolve_settings``), shared by the boto3 and
 aiobotocore clients: the documented order, and the local endpoint's defaults."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from sm_llm import SageMakerLLM
-from sm_llm._transport import ClientSettings, is_loopback_url, resolve_settings
 from sm_llm.errors import ConfigurationError
+from sm_llm.transports.clients import ClientSettings, is_loopback_url, resolve_settings
 
 _AWS_VARS = (
     "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID",
@@ -38,7 +38,7 @@ def test_aws_region_is_honoured(clean_aws: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
     assert resolve_settings(ClientSettings()).region_name == "eu-west-1"
     llm = SageMakerLLM(endpoint_name="ep", content_handler="tgi")
-    assert llm._get_client().meta.region_name == "eu-west-1"
+    assert llm.engine.transport.client().meta.region_name == "eu-west-1"
 
 
 def test_region_order(clean_aws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,7 +57,7 @@ def test_no_region_for_aws_is_one_clear_error(clean_aws: Path) -> None:
     assert resolve_settings(ClientSettings()).region_name is None
     llm = SageMakerLLM(endpoint_name="ep", content_handler="tgi")
     with pytest.raises(ConfigurationError, match="AWS_REGION / AWS_DEFAULT_REGION"):
-        llm._get_client()
+        llm.engine.transport.client()
 
 
 def test_missing_profile_is_one_clear_error(clean_aws: Path) -> None:

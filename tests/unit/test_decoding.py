@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from sm_llm._decoding import StreamDecoder, StreamFormat
+from sm_llm._core.decoding import StreamDecoder, StreamFormat
 from sm_llm.errors import StreamError
 
 STREAMS_DIR = Path(__file__).parent / "data" / "streams"

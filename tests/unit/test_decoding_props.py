@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sm_llm._decoding import StreamDecoder, StreamFormat
+from sm_llm._core.decoding import StreamDecoder, StreamFormat
 from sm_llm.errors import StreamError
 
 SETTINGS = settings(

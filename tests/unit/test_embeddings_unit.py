@@ -64,7 +64,7 @@ def test_defaults_and_no_client_at_construction() -> None:
     embeddings = SageMakerEmbeddings(endpoint_name="emb", region_name="us-east-1")
     assert embeddings.handler.name == "tei"
     assert (embeddings.batch_size, embeddings.max_concurrency) == (32, 8)
-    assert embeddings._client is None
+    assert embeddings._engine is None  # the engine (and its clients) come with the first call
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -104,6 +104,28 @@ def test_bad_fields_are_configuration_errors(fields: dict[str, Any], match: str)
         SageMakerEmbeddings(endpoint_name="emb", region_name="us-east-1", **fields)
 
 
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"temperature": 0.5},
+        {"max_tokens": 9},
+        {"top_p": 0.9},
+        {"stop": ["x"]},
+        {"streaming": True},
+        {"async_inference": {"inline_body": True}},
+    ],
+)
+def test_fields_embeddings_do_not_honour_are_refused(field: dict[str, Any]) -> None:
+    (name,) = field
+    with pytest.raises(ConfigurationError, match=rf"SageMakerEmbeddings got unknown field: {name}\b"):
+        make("tei", **field)
+
+
+def test_embeddings_cannot_submit_jobs() -> None:
+    assert not hasattr(make(), "submit")  # async jobs are for text generation only
+    assert not hasattr(make(), "open_session")
+
+
 # -- requests ------------------------------------------------------------------------------
 
 
@@ -131,16 +153,7 @@ def test_batches_split_in_order() -> None:
 
 
 def test_model_kwargs_reach_the_body_and_generation_fields_do_not() -> None:
-    (body,) = bodies(
-        make(
-            "tei",
-            model_kwargs={"truncate": True, "normalize": False},
-            temperature=0.5,
-            max_tokens=9,
-            stop=["x"],
-        ),
-        ["a"],
-    )
+    (body,) = bodies(make("tei", model_kwargs={"truncate": True, "normalize": False}), ["a"])
     assert body == {"inputs": ["a"], "truncate": True, "normalize": False}
     (body,) = bodies(
         make("openai-embeddings", model_kwargs={"model": "bge", "dimensions": 8}), ["a"]

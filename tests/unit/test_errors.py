@@ -7,7 +7,7 @@ from botocore import exceptions as bx
 from langchain_core import exceptions as lc
 
 from sm_llm import errors as e
-from sm_llm._transport import log_url_from_arn, map_error
+from sm_llm.transports.mapping import log_url_from_arn, map_error
 
 
 def client_error(code: str, status: int, message: str = "msg", **extra: object) -> bx.ClientError:
@@ -89,7 +89,7 @@ def test_timeout_is_langchain_timeout() -> None:
 
 
 def test_missing_region_says_region(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sm_llm._transport import ClientSettings, create_client
+    from sm_llm.transports.clients import ClientSettings, create_client
 
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)

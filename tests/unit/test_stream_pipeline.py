@@ -1,8 +1,8 @@
 """The whole client-side stream path, with no sockets.
 
-bytes → ``StreamDecoder(handler.stream.format)`` → ``handler.parse_stream_record``
-→ ``StreamAssembler``, exactly as ``SageMakerBase._stream_records`` and
-``SageMakerLLM._stream`` chain them. Every recorded stream that a preset reads is
+bytes → ``StreamPipeline`` (``StreamDecoder(handler.stream.format)`` →
+``handler.parse_stream_record`` → ``StreamAssembler``), driven by
+``StreamPipeline.steps`` — the loop ``Engine.stream`` runs. Every recorded stream that a preset reads is
 re-split at every byte, at random multi-splits and one byte at a time; the
 pieces emitted, the text, finish reason, usage and model name must never depend
 on where the ``PayloadPart`` boundaries fell.
@@ -22,8 +22,7 @@ from typing import Any
 
 import pytest
 
-from sm_llm._base import StreamAssembler
-from sm_llm._decoding import StreamDecoder
+from sm_llm._core.pipeline import StreamPiece, StreamPipeline
 from sm_llm.errors import StreamError
 from sm_llm.handlers import ContentHandler, StreamDelta
 
@@ -122,43 +121,18 @@ def run(
     stop: list[str] | None = None,
     parse: Callable[[str], StreamDelta] | None = None,
 ) -> Outcome:
-    """Drive the pipeline as ``_stream_records`` + ``SageMakerLLM._stream`` do."""
-    assert handler.stream is not None
-    parse = parse or handler.parse_stream_record
-    decoder = StreamDecoder(handler.stream.format)
-    assembler = StreamAssembler(stop)
+    """Drive the production pipeline: ``StreamPipeline.steps`` then ``end``, as ``Engine.stream``."""
+    pipeline = StreamPipeline(handler, stop, parse=parse)
     pieces: list[str] = []
-
-    def consume(records: list[str]) -> bool:
-        for record in records:
-            piece = assembler.add(parse(record))
-            if piece:
-                pieces.append(piece)
-            if assembler.stopped:
-                return True
-        return False
-
-    try:
-        for part in parts:
-            if consume(decoder.feed(part)) or decoder.done:
-                break
-        else:
-            consume(decoder.close())
-    except StreamError as exc:
-        exc.partial_text = assembler.text  # what _with_partial attaches
-        raise
-    tail = assembler.finish()
-    if tail:
-        pieces.append(tail)
-    assert "".join(pieces) == assembler.text
-    return Outcome(
-        tuple(pieces),
-        assembler.text,
-        assembler.finish_reason,
-        assembler.usage,
-        assembler.model_name,
-        assembler.stopped,
-    )
+    for step in pipeline.steps(parts):
+        assert isinstance(step, StreamPiece)
+        if step.text:
+            pieces.append(step.text)
+    end = pipeline.end()
+    if end.text:
+        pieces.append(end.text)
+    assert "".join(pieces) == pipeline.partial_text
+    return Outcome(tuple(pieces), pipeline.partial_text, end.finish_reason, end.usage, end.model_name, end.stopped)
 
 
 def split_at(data: bytes, cuts: Iterable[int]) -> list[bytes]:

@@ -2,7 +2,7 @@
 
 Sans-IO: :class:`RetryPolicy` only decides — whether an error is worth another
 attempt and how long to wait (exponential backoff with full jitter) within an
-overall deadline. The sync and async call loops in ``_base`` do the sleeping.
+overall deadline. The engine's sync and async loops do the sleeping.
 
 Retried: ``ModelNotReadyError`` (serverless cold start, multi-model load),
 throttling, 500 / 503, connection failures and timeouts — on every operation.

@@ -29,13 +29,12 @@ call (at once when there is nothing to return). Every ``StreamError`` is final.
 from __future__ import annotations
 
 import codecs
-from typing import Literal, NoReturn
+from typing import NoReturn
 
 from sm_llm.errors import StreamError
+from sm_llm.handlers import StreamFormat
 
 __all__ = ["StreamDecoder", "StreamFormat"]
-
-StreamFormat = Literal["sse", "jsonl", "raw"]
 
 _FORMATS = ("sse", "jsonl", "raw")
 _SSE_FIELDS = ("event:", "id:", "retry:")

@@ -11,9 +11,9 @@ import logging
 import time
 from typing import Any
 
-from sm_llm._retry import RetryState
+from sm_llm._core.retry import RetryState
 
-__all__ = ["log_call"]
+__all__ = ["StreamOutcome", "log_call"]
 
 logger = logging.getLogger("sm_llm")
 
@@ -45,3 +45,24 @@ def log_call(
         (time.monotonic() - state.started) * 1000,
         params.get("InferenceId"),
     )
+
+
+class StreamOutcome:
+    """How one streamed call ended, logged once (:func:`log_call`) when it is over."""
+
+    _OPERATION = "InvokeEndpointWithResponseStream"
+
+    def __init__(self, params: dict[str, Any], state: RetryState) -> None:
+        self.params, self.state = params, state
+        self.status: int | None = None
+        self.error: BaseException | None = None
+
+    def failed(self, error: BaseException) -> None:
+        """Record ``error``; log it now if the stream never opened."""
+        self.error = error
+        if self.status is None:
+            self.log()
+
+    def log(self) -> None:
+        """Log the call: ``ok`` (also when the reader stopped early) or the error."""
+        log_call(self._OPERATION, self.params, self.state, status=self.status, error=self.error)

@@ -1,0 +1,304 @@
+"""The fields and lifetime all adapters share, and the engine each one owns.
+
+:class:`AdapterBase` holds what every adapter honours (endpoint, handler, connection,
+retries, routing) and creates its :class:`~sm_llm.engine.Engine` on first use — never
+in a validator. :class:`~sm_llm._generative.GenerativeBase` adds what text generation
+honours. Adapters only convert LangChain inputs and outputs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from sm_llm import config as config_files
+from sm_llm._core.request import RequestSpec, parameters
+from sm_llm._core.retry import RetryPolicy
+from sm_llm._names import did_you_mean
+from sm_llm._routing import (
+    INVOKE,
+    ROUTING_FIELDS,
+    Routing,
+    check_endpoint_name,
+    routing_from_endpoint_kwargs,
+)
+from sm_llm._validation import check_http_url, first_configuration_error, validation_problems
+from sm_llm.engine import Engine, Replies
+from sm_llm.errors import ConfigurationError
+from sm_llm.handlers import ContentHandler
+from sm_llm.transports import BotocoreTransport, ClientSettings, Transport
+
+__all__ = ["AdapterBase"]
+
+# Standard LangChain constructor names SageMaker has no use for, and what to use instead.
+_NOT_FIELDS = {
+    "api_key": "SageMaker authenticates with AWS credentials (aws_access_key_id, "
+    "aws_secret_access_key, credentials_profile_name or the environment), not an API key",
+    "model": "a SageMaker endpoint has no model parameter: use endpoint_name, target_model or "
+    "inference_component_name (or model_kwargs={'model': ...} for a container's own field)",
+}
+_NOT_FIELDS["model_name"] = _NOT_FIELDS["model_id"] = _NOT_FIELDS["model"]
+
+
+class AdapterBase(BaseModel):
+    """Fields and plumbing shared by every adapter."""
+
+    # allow_inf_nan=False: timeout=inf would fail at call time as a retryable connection error
+    model_config = ConfigDict(
+        populate_by_name=True, arbitrary_types_allowed=True, protected_namespaces=(), allow_inf_nan=False
+    )
+
+    endpoint_name: str
+    """The SageMaker endpoint to invoke."""
+    content_handler: str | ContentHandler | dict[str, Any] = "tgi"
+    """Preset name, path to a handler YAML file, a mapping, or a ``ContentHandler``."""
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Parameters sent in the body under the container's own names."""
+    timeout: float | None = Field(default=None, gt=0)
+    """Per-request timeout in seconds (connect and read); overrides both below."""
+    connect_timeout: float = Field(default=10.0, gt=0)
+    read_timeout: float = Field(default=70.0, gt=0)
+    max_retries: int = Field(default=2, ge=0)
+    max_connections: int = Field(default=100, gt=0)
+    """Size of the HTTP connection pool, and the concurrency of ``batch``."""
+
+    region_name: str | None = None
+    credentials_profile_name: str | None = None
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
+    endpoint_url: str | None = Field(default=None, alias="base_url")
+    config: Any = Field(default=None, exclude=True)
+    """A botocore ``Config`` merged over ours."""
+    client: Any = Field(default=None, exclude=True)
+    """A ready ``sagemaker-runtime`` client to use instead of creating one: a boto3 client
+    (async calls then run on worker threads) or an aiobotocore one (async calls only)."""
+    transport: Any = Field(default=None, exclude=True)
+    """A :class:`~sm_llm.transports.Transport` to use instead of botocore (e.g.
+    :class:`~sm_llm.transports.FakeTransport` in unit tests)."""
+
+    target_model: str | None = None
+    target_variant: str | None = None
+    target_container_hostname: str | None = None
+    inference_component_name: str | None = None
+    custom_attributes: str | dict[str, Any] | None = None
+    enable_explanations: str | bool | None = None
+    session_id: str | None = None
+    inference_id: str | None = None
+
+    _call_kwargs: ClassVar[tuple[str, ...]] = ()
+    """Per-call keyword arguments a subclass consumes itself (before the engine prepares)."""
+
+    _handler: ContentHandler = PrivateAttr()
+    _engine: Engine | None = PrivateAttr(default=None)
+    _engine_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raised = first_configuration_error(exc)
+            if raised is not None:
+                raise raised from None
+            problems = "; ".join(validation_problems(exc))
+            raise ConfigurationError(f"invalid {type(self).__name__}: {problems}") from exc
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_fields(cls, data: Any) -> Any:
+        """Refuse unknown (misspelt) fields instead of dropping them, and map
+        langchain-aws's ``endpoint_kwargs`` onto the routing fields."""
+        if not isinstance(data, dict):
+            return data
+        known = set(cls.model_fields)
+        known.update(f.alias for f in cls.model_fields.values() if f.alias)
+        unknown = [str(key) for key in data if key not in known and key != "endpoint_kwargs"]
+        if unknown:
+            problems = "; ".join(
+                f"{key} ({_NOT_FIELDS[key]})" if key in _NOT_FIELDS
+                else f"{key}{did_you_mean(key, sorted(known))}"
+                for key in unknown
+            )
+            raise ConfigurationError(
+                f"{cls.__name__} got unknown field{'s' if len(unknown) > 1 else ''}: {problems}. "
+                "Container parameters go in model_kwargs={...}"
+            )
+        if "endpoint_kwargs" in data:
+            data = dict(data)
+            for name, value in routing_from_endpoint_kwargs(data.pop("endpoint_kwargs")).items():
+                if data.get(name) is not None and data[name] != value:
+                    raise ConfigurationError(
+                        f"{name} is given twice, as {name}={data[name]!r} and in endpoint_kwargs "
+                        f"as {value!r}; keep one"
+                    )
+                data[name] = value
+        return data
+
+    @field_validator("content_handler", mode="before")
+    @classmethod
+    def _langchain_aws_handler(cls, value: Any) -> Any:
+        """A langchain-aws handler object becomes a :class:`ContentHandler` that calls it."""
+        if isinstance(value, (str, dict, ContentHandler)):
+            return value
+        return ContentHandler.resolve(value)
+
+    @field_validator("transport")
+    @classmethod
+    def _check_transport(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, Transport):
+            raise ConfigurationError(
+                f"transport must be a sm_llm.transports.Transport, not {type(value).__name__}"
+            )
+        return value
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Resolve the handler and check routing now — no client is created here."""
+        super().model_post_init(context)
+        check_endpoint_name(self.endpoint_name)
+        if self.endpoint_url is not None:
+            check_http_url(self.endpoint_url, "endpoint_url")
+        if self.transport is not None and self.client is not None:
+            raise ConfigurationError("pass client= or transport=, not both (a transport owns its client)")
+        self._handler = ContentHandler.resolve(self.content_handler)
+        self._routing().to_params(INVOKE, default_attributes=self._handler.custom_attributes)
+        parameters(self._spec(), {}, None)  # a handler may refuse a standard field (langchain-aws objects)
+
+    # -- configuration as data ----------------------------------------------------------
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, name: str | None = None) -> Self:
+        """Load this kind of adapter from a YAML file (see :func:`sm_llm.load_config`)."""
+        adapter = config_files.load_config(path, name=name)
+        if not isinstance(adapter, cls):
+            raise ConfigurationError(
+                f"{path} defines a {type(adapter).__name__}, not a {cls.__name__} (check kind:)"
+            )
+        return adapter
+
+    def to_config(self) -> dict[str, Any]:
+        """The adapter's non-default fields as a mapping (secrets left out); round-trips."""
+        return config_files.to_config(self)
+
+    def to_yaml(self) -> str:
+        """:meth:`to_config` as YAML text."""
+        import yaml
+
+        return str(yaml.safe_dump(self.to_config(), sort_keys=False, allow_unicode=True))
+
+    # -- the engine -----------------------------------------------------------------------
+
+    @property
+    def handler(self) -> ContentHandler:
+        """The resolved content handler."""
+        return self._handler
+
+    def _settings(self) -> ClientSettings:
+        def secret(value: SecretStr | None) -> str | None:
+            return value.get_secret_value() if value is not None else None
+
+        return ClientSettings(
+            region_name=self.region_name,
+            profile_name=self.credentials_profile_name,
+            aws_access_key_id=secret(self.aws_access_key_id),
+            aws_secret_access_key=secret(self.aws_secret_access_key),
+            aws_session_token=secret(self.aws_session_token),
+            endpoint_url=self.endpoint_url,
+            connect_timeout=self.timeout or self.connect_timeout,
+            read_timeout=self.timeout or self.read_timeout,
+            max_retries=self.max_retries,
+            max_connections=self.max_connections,
+            config=self.config,
+        )
+
+    def _routing(self) -> Routing:
+        return Routing(**{name: getattr(self, name) for name in ROUTING_FIELDS})
+
+    def _spec(self) -> RequestSpec:
+        """The request defaults the fields give (generation fields: see ``GenerativeBase``)."""
+        return RequestSpec(
+            self.endpoint_name, self._handler, self._routing(), dict(self.model_kwargs),
+            owner=type(self).__name__, call_kwargs=self._call_kwargs,
+        )
+
+    def _policy(self) -> RetryPolicy:
+        return RetryPolicy(max_retries=self.max_retries, timeout=self.timeout)
+
+    def _replies(self) -> Replies | None:
+        """How replies become generations, for asynchronous jobs (none by default)."""
+        return None
+
+    @property
+    def engine(self) -> Engine:
+        """The adapter's :class:`~sm_llm.engine.Engine`, created on first use (cheap: clients
+        are created by the transport on the first call)."""
+        engine = self._engine
+        if engine is None:
+            with self._engine_lock:
+                engine = self._engine
+                if engine is None:
+                    transport = self.transport or BotocoreTransport(self._settings(), client=self.client)
+                    engine = self._engine = Engine(
+                        transport, self._spec(), policy=self._policy(), replies=self._replies(),
+                        max_workers=self.max_connections,
+                    )
+        return engine
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        engine = self.__pydantic_private__.get("_engine") if self.__pydantic_private__ else None
+        if engine is not None and name in type(self).model_fields:
+            engine.spec, engine.policy = self._spec(), self._policy()  # fields read at call time
+
+    def __copy__(self) -> Self:
+        copied = super().__copy__()
+        copied._engine, copied._engine_lock = None, threading.Lock()  # a copy may differ: its own engine
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        engine, lock = self._engine, self._engine_lock
+        self._engine, self._engine_lock = None, None  # type: ignore[assignment]
+        try:
+            copied = super().__deepcopy__(memo)
+        finally:
+            self._engine, self._engine_lock = engine, lock
+        copied._engine_lock = threading.Lock()
+        return copied
+
+    def close(self) -> None:
+        """Release the client, its connection pool and worker threads; all are
+        recreated if the adapter is used again."""
+        if self._engine is not None:
+            self._engine.close()
+
+    async def aclose(self) -> None:
+        """Close this event loop's async client, then everything :meth:`close` releases."""
+        if self._engine is not None:
+            await self._engine.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _model_name(self, given: Mapping[str, Any] | None = None) -> str:
+        return self._spec().model_name(given)

@@ -1,0 +1,24 @@
+"""Transports: the only place that talks to botocore, boto3 and aiobotocore.
+
+:class:`Transport` is what the engine needs (SageMaker Runtime calls, sync and async,
+and the S3 operations of asynchronous jobs); :class:`BotocoreTransport` is the real one,
+:class:`FakeTransport` an in-memory one for unit tests. Every failure leaves a transport
+as an :mod:`sm_llm.errors` exception.
+"""
+
+from sm_llm.transports.aws import BotocoreTransport
+from sm_llm.transports.base import InvokeResult, S3Object, StreamResult, Transport
+from sm_llm.transports.clients import ClientSettings
+from sm_llm.transports.fake import FakeCall, FakeStream, FakeTransport
+
+__all__ = [
+    "BotocoreTransport",
+    "ClientSettings",
+    "FakeCall",
+    "FakeStream",
+    "FakeTransport",
+    "InvokeResult",
+    "S3Object",
+    "StreamResult",
+    "Transport",
+]
