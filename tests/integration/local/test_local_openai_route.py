@@ -22,8 +22,14 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from sm_llm.local import EndpointSpec, FaultConfig, LocalEndpoint, ModelSpec, ServerConfig
-from sm_llm.local._config import NoCapacity
+from sm_llm.local import (
+    EndpointSpec,
+    FaultConfig,
+    LocalEndpoint,
+    ModelSpec,
+    NoCapacity,
+    ServerConfig,
+)
 
 NO_CAPACITY = (
     "Inference Component has no capacity to process this request. ApplicationAutoScaling may be "

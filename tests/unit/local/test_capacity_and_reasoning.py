@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from sm_llm.errors import ConfigurationError
-from sm_llm.local import ServerConfig
+from sm_llm.local import NoCapacity, ServerConfig
 from sm_llm.local._capacity import CapacityState
-from sm_llm.local._config import NoCapacity
 from sm_llm.local._openai import wants_reasoning
 
 
