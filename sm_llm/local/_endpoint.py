@@ -265,7 +265,7 @@ def serve(
         )
         with contextlib.suppress(KeyboardInterrupt):
             print(line, flush=True)
-            print(route_line, flush=True)
             for s3_line in s3_lines:
                 print(s3_line, flush=True)
+            print(route_line, flush=True)
             threading.Event().wait()
