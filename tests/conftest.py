@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import boto3
 import pytest
@@ -37,8 +40,11 @@ def aws_test_env() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def local_endpoint_session() -> Iterator[LocalEndpoint]:
-    """One LocalEndpoint (default endpoints) for the whole run; prefer ``local_endpoint``."""
-    with LocalEndpoint() as endpoint:
+    """One LocalEndpoint (default endpoints) for the whole run; prefer ``local_endpoint``.
+
+    Its OpenAI route takes bearer tokens signed with the README's ``local`` / ``local`` and
+    with this run's dummy ``testing`` / ``testing`` credentials."""
+    with LocalEndpoint(credentials={"local": "local", "testing": "testing"}) as endpoint:
         yield endpoint
 
 
@@ -91,3 +97,41 @@ def runtime_client(local_endpoint: LocalEndpoint, _runtime_client_session: Any) 
 def runtime_client_factory() -> Any:
     """``factory(url, **botocore_config)`` → a sagemaker-runtime client (no retries by default)."""
     return _make_runtime_client
+
+
+def bearer_token(
+    access_key: str = "local",
+    secret_key: str = "local",
+    *,
+    region: str = "us-east-1",
+    expires: int = 300,
+    session_token: str | None = None,
+    signed_at: dt.datetime | None = None,
+) -> str:
+    """A SageMaker bearer token made as AWS's ``token_generator`` makes it, with botocore's
+    own SigV4 query signer (``signed_at``: a naive UTC time to sign at instead of now)."""
+    from botocore.auth import SigV4QueryAuth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(
+        method="POST",
+        url="https://sagemaker.amazonaws.com/",
+        headers={"host": "sagemaker.amazonaws.com"},
+        params={"Action": "CallWithBearerToken"},
+    )
+    signer = SigV4QueryAuth(Credentials(access_key, secret_key, session_token), "sagemaker", region, expires=expires)
+    if signed_at is None:
+        signer.add_auth(request)
+    else:
+        with mock.patch("botocore.auth.get_current_datetime", lambda *a, **k: signed_at):
+            signer.add_auth(request)
+    url = request.url.removeprefix("https://") + "&Version=1"
+    return "sagemaker-api-key-" + base64.b64encode(url.encode("utf-8")).decode("ascii")
+
+
+@pytest.fixture
+def make_bearer_token() -> Callable[..., str]:
+    """``make_bearer_token(access_key="local", secret_key="local", *, region, expires,
+    session_token, signed_at)`` → a bearer token for the OpenAI route (see :func:`bearer_token`)."""
+    return bearer_token

@@ -4,7 +4,9 @@ It serves ``InvokeEndpoint``, ``InvokeEndpointWithResponseStream`` (AWS event-st
 framing) and ``InvokeEndpointAsync`` at their real paths with the real status codes,
 error shapes and headers, backed by reference containers that speak each preset's
 wire format (TGI, LMI, OpenAI/vLLM, JumpStart, text2text) around a deterministic
-echo model; or it forwards to a real container (``upstream=``). Fault injection
+echo model; or it forwards to a real container (``upstream=``). It also serves
+SageMaker's OpenAI-compatible route (``/endpoints/{name}/openai/v1/chat/completions``)
+behind bearer-token verification (:meth:`LocalEndpoint.openai_base_url`). Fault injection
 (latency, error codes, stream splitting and mid-stream errors) is configured with
 :class:`FaultConfig`; endpoints and topologies with :class:`ServerConfig` (YAML
 shape documented in :mod:`sm_llm.local._config`).
@@ -19,6 +21,7 @@ from sm_llm.local._config import (
     EndpointSpec,
     FaultConfig,
     ModelSpec,
+    NoCapacity,
     ServerConfig,
     VariantSpec,
 )
@@ -35,6 +38,7 @@ __all__ = [
     "LocalEndpoint",
     "LocalS3",
     "ModelSpec",
+    "NoCapacity",
     "RecordedRequest",
     "S3AsyncBackend",
     "ServerConfig",

@@ -29,6 +29,14 @@ The YAML shape (every key optional; omitting ``endpoints`` keeps the default set
       - name: components              # InferenceComponentName required
         components:
           ic-tgi: {container: tgi}
+          ic-cold:                    # scaled to zero: "has no capacity" (400) on both wires
+            container: openai
+            no_capacity: {requests: 3}  # ...for its first 3 requests; or {seconds: 2.0}
+      - name: thinker
+        container: openai
+        reasoning_field: reasoning    # reasoning (vLLM >= 0.16, default) | reasoning_content
+    credentials:                      # the OpenAI route's bearer tokens: access key -> secret
+      local: local                    # (default: the dummy pair sm_llm signs with locally)
     faults:                           # see FaultConfig
       latency_ms: 0
       seed: 0
@@ -44,8 +52,9 @@ The YAML shape (every key optional; omitting ``endpoints`` keeps the default set
       stream_error_code: ModelInvocationTimeExceeded
 
 Entries of ``variants`` / ``models`` / ``containers`` / ``components`` accept the
-same ``container``, ``model_id``, ``greeting`` and ``require_eula`` keys; what they
-omit is inherited from the endpoint (an MME model reports its own name as model id).
+same ``container``, ``model_id``, ``greeting``, ``require_eula`` and ``reasoning_field``
+keys; what they omit is inherited from the endpoint (an MME model reports its own name
+as model id). Only ``components`` entries take ``no_capacity`` (see :class:`NoCapacity`).
 """
 
 from __future__ import annotations
@@ -54,7 +63,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from sm_llm.errors import ConfigurationError
 
@@ -64,8 +73,11 @@ __all__ = [
     "FaultCode",
     "FaultConfig",
     "ModelSpec",
+    "NoCapacity",
+    "ReasoningField",
     "ServerConfig",
     "VariantSpec",
+    "default_credentials",
     "default_endpoints",
 ]
 
@@ -85,6 +97,8 @@ ErrorCode = Literal[
 #: ``fail_next`` also accepts transport faults: an abrupt reset, or a reply cut short.
 #: (One flat Literal, so that a wrong code gets one message listing every accepted one.)
 FaultCode = Literal[ErrorCode, "ConnectionReset", "TruncatedBody"]
+#: Where OpenAI-format containers put reasoning: vLLM >= 0.16 ``reasoning``, before ``reasoning_content``.
+ReasoningField = Literal["reasoning", "reasoning_content"]
 
 _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
 
@@ -134,6 +148,26 @@ class FaultConfig(_Model):
         return rates
 
 
+class NoCapacity(_Model):
+    """An inference component scaled to zero (fault injection).
+
+    It answers 400 "Inference Component has no capacity to process this request. ..."
+    on both wires until it has "scaled up": after refusing ``requests`` requests, or
+    ``seconds`` after the first request reached it (a request is what starts a
+    scale-up from zero), whichever comes first. ``LocalEndpoint.reset()`` scales it
+    back down.
+    """
+
+    requests: int | None = Field(default=None, ge=0)
+    seconds: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _either(self) -> Self:
+        if self.requests is None and self.seconds is None:
+            raise ValueError("no_capacity needs 'requests' or 'seconds'")
+        return self
+
+
 class ModelSpec(_Model):
     """What one model slot serves; unset fields are inherited from the endpoint."""
 
@@ -141,6 +175,8 @@ class ModelSpec(_Model):
     model_id: str | None = None
     greeting: str | None = None
     require_eula: bool | None = None
+    reasoning_field: ReasoningField | None = None
+    no_capacity: NoCapacity | None = None
 
 
 class VariantSpec(ModelSpec):
@@ -171,6 +207,7 @@ class EndpointSpec(_Model):
     model_id: str = "local-echo"
     greeting: str = "Echo:"
     require_eula: bool | None = None
+    reasoning_field: ReasoningField = "reasoning"
     variants: list[VariantSpec] = Field(default_factory=list)
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     containers: dict[str, ModelSpec] = Field(default_factory=dict)
@@ -190,6 +227,9 @@ class EndpointSpec(_Model):
             raise ValueError(f"endpoint {self.name}: duplicate variant names")
         if self.variants and sum(v.weight for v in self.variants) <= 0:
             raise ValueError(f"endpoint {self.name}: variant weights must not all be 0")
+        others = [*self.variants, *self.models.values(), *self.containers.values()]
+        if any(spec.no_capacity is not None for spec in others):
+            raise ValueError(f"endpoint {self.name}: only components take no_capacity")
         if sum(bool(x) for x in (self.models, self.containers, self.components)) > 1:
             raise ValueError(
                 f"endpoint {self.name}: models, containers and components are exclusive"
@@ -235,11 +275,22 @@ def default_endpoints() -> list[EndpointSpec]:
     ]
 
 
+def default_credentials() -> dict[str, SecretStr]:
+    """The dummy key pair sm_llm signs with on a loopback endpoint (``local`` / ``local``)."""
+    return {"local": SecretStr("local")}
+
+
 class ServerConfig(_Model):
-    """The whole local endpoint: its endpoints, account facts, faults and upstream."""
+    """The whole local endpoint: its endpoints, account facts, faults and upstream.
+
+    ``credentials`` (access key id -> secret key) are the ones bearer tokens on the
+    OpenAI-compatible route must be signed with; ``InvokeEndpoint`` still accepts any
+    signature.
+    """
 
     region: str = "us-east-1"
     account_id: str = "123456789012"
+    credentials: dict[str, SecretStr] = Field(default_factory=default_credentials)
     session_ttl_s: float = Field(default=1200.0, gt=0)
     upstream: str | None = None
     endpoints: list[EndpointSpec] = Field(default_factory=default_endpoints)

@@ -36,21 +36,28 @@ CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """The model a container serves: its reported name and its echo greeting."""
+    """The model a container serves: its reported name, its echo greeting, and the
+    field its OpenAI-format replies carry reasoning in."""
 
     model_id: str = "local-echo"
     greeting: str = "Echo:"
     require_eula: bool | None = None
+    reasoning_field: str = "reasoning"
 
 
 @dataclass(frozen=True)
 class ContainerRequest:
-    """One ``POST /invocations``: raw body, forwarded headers (lower-case keys), model."""
+    """One ``POST /invocations``: raw body, forwarded headers (lower-case keys), model.
+
+    ``openai_route``: it came in on the OpenAI-compatible route (``/openai/v1/chat/completions``),
+    whose streams are server-sent events whatever the container's ``/invocations`` streams.
+    """
 
     body: bytes
     headers: Mapping[str, str]
     model: ModelInfo = field(default_factory=ModelInfo)
     streaming_api: bool = False
+    openai_route: bool = False
 
 
 class Piece(NamedTuple):

@@ -6,8 +6,12 @@ import contextlib
 import ipaddress
 import threading
 import time
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Self
+from urllib.parse import quote
+
+from pydantic import SecretStr
 
 from sm_llm.errors import ConfigurationError
 from sm_llm.local._config import FaultConfig, ServerConfig
@@ -38,6 +42,10 @@ class LocalEndpoint:
     Use it as a context manager (or call :meth:`start` / :meth:`stop`); point boto3 at
     :attr:`url`. ``faults`` and ``upstream`` override the ones in ``config``. Binding a
     non-loopback ``host`` requires ``allow_remote=True``.
+
+    ``credentials`` (access key id -> secret key; default ``config.credentials``, itself
+    ``{"local": "local"}``) are what bearer tokens on the OpenAI-compatible route
+    (:meth:`openai_base_url`) must be signed with.
     """
 
     def __init__(
@@ -50,6 +58,7 @@ class LocalEndpoint:
         upstream: str | None = None,
         allow_remote: bool = False,
         async_backend: AsyncBackend | None = None,
+        credentials: Mapping[str, str] | None = None,
     ) -> None:
         if not _is_loopback(host) and not allow_remote:
             raise ConfigurationError(
@@ -57,6 +66,10 @@ class LocalEndpoint:
                 field="allow_remote", advice="pass allow_remote=True to expose it",
             )
         self.config = config if config is not None else ServerConfig()
+        if credentials is not None:
+            self.config = self.config.model_copy(
+                update={"credentials": {k: SecretStr(v) for k, v in credentials.items()}}
+            )
         self.host = host
         self._port = port
         upstream = upstream if upstream is not None else self.config.upstream
@@ -128,6 +141,14 @@ class LocalEndpoint:
         host = f"[{self.host.strip('[]')}]" if ":" in self.host else self.host
         return f"http://{host}:{self._port}"
 
+    def openai_base_url(self, endpoint_name: str, component: str | None = None) -> str:
+        """The OpenAI-compatible route's base URL for ``base_url=`` of an OpenAI client:
+        ``{url}/endpoints/{name}[/inference-components/{component}]/openai/v1``."""
+        path = f"/endpoints/{quote(endpoint_name, safe='')}"
+        if component is not None:
+            path += f"/inference-components/{quote(component, safe='')}"
+        return f"{self.url}{path}/openai/v1"
+
     @property
     def running(self) -> bool:
         """Whether the server is started."""
@@ -176,10 +197,12 @@ class LocalEndpoint:
         self._state.reset_stats()
 
     def reset(self) -> None:
-        """Default faults, no recorded requests, fresh stats."""
+        """Default faults, no recorded requests, fresh stats, components with
+        ``no_capacity`` scaled back to zero."""
         self.faults = FaultConfig()
         self.requests.clear()
         self.reset_stats()
+        self._state.capacity.reset()
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Wait until no invocation is in flight; False on timeout."""
@@ -234,8 +257,15 @@ def serve(
         line = f"sm-llm local endpoint listening on {endpoint.url} (endpoints: {', '.join(endpoint.endpoint_names)})"
         if endpoint.upstream is not None:
             line += f" -> upstream {endpoint.upstream.base_url}"
+        names = endpoint.endpoint_names
+        route = endpoint.openai_base_url(names[0] if len(names) == 1 else "<name>")
+        route_line = (
+            f"OpenAI route: {route} (bearer tokens for region {config.region}, "
+            f"access keys: {', '.join(endpoint.config.credentials)})"
+        )
         with contextlib.suppress(KeyboardInterrupt):
             print(line, flush=True)
             for s3_line in s3_lines:
                 print(s3_line, flush=True)
+            print(route_line, flush=True)
             threading.Event().wait()

@@ -20,7 +20,7 @@ from sm_llm.local._containers import (
     parse_json_body,
 )
 from sm_llm.local._model import Generation, generate, token_id
-from sm_llm.local._openai import ChatStyle, ChatValidationError, run_openai
+from sm_llm.local._openai import OPENAI, ChatStyle, ChatValidationError, run_openai
 
 __all__ = ["LMI_CHAT", "lmi_container"]
 
@@ -74,7 +74,9 @@ def lmi_container(request: ContainerRequest) -> ContainerResponse:
     payload = parse_json_body(request.body, _error)
     if isinstance(payload, dict) and "messages" in payload:
         try:
-            return run_openai(payload, request.model, LMI_CHAT)
+            # On the OpenAI-compatible route LMI streams server-sent events, as its
+            # OpenAI frontend does; /invocations streams JSON lines.
+            return run_openai(payload, request.model, OPENAI if request.openai_route else LMI_CHAT)
         except ChatValidationError as exc:
             raise _error(str(exc)) from exc
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), str):

@@ -6,6 +6,7 @@ schema; :class:`ChatStyle` captures how each server frames its stream.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -42,6 +43,7 @@ __all__ = [
     "openai_container",
     "run_openai",
     "schema_instance",
+    "wants_reasoning",
 ]
 
 _ids = itertools.count(1)
@@ -385,6 +387,46 @@ def _text_generation(
     return Generation(emitted, out, reason, prompt_tokens, len(emitted), matched)
 
 
+@dataclass(frozen=True)
+class _Reasoning:
+    """What a reasoning model thinks before answering: ``field`` and its streamed pieces."""
+
+    field: str
+    pieces: list[str]
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+
+#: Words of the prompt the reasoning quotes.
+_REASONING_WORDS = 8
+
+
+def wants_reasoning(payload: Mapping[str, Any]) -> bool:
+    """Whether a chat request asks a reasoning model to think (as Qwen3 / gpt-oss on vLLM do).
+
+    ``chat_template_kwargs.enable_thinking`` (or ``thinking``) decides when it is a bool;
+    otherwise a ``reasoning_effort`` other than ``"none"`` asks for reasoning.
+    """
+    kwargs = payload.get("chat_template_kwargs")
+    if isinstance(kwargs, Mapping):
+        for key in ("enable_thinking", "thinking"):
+            if isinstance(kwargs.get(key), bool):
+                return bool(kwargs[key])
+    effort = payload.get("reasoning_effort")
+    return effort is not None and effort != "none"
+
+
+def _reasoning(payload: Mapping[str, Any], prompt: str, model: ModelInfo) -> _Reasoning | None:
+    """The deterministic reasoning: ``Let me think about "<first words of the prompt>".``"""
+    if not wants_reasoning(payload):
+        return None
+    words = prompt.split()
+    quoted = " ".join(words[:_REASONING_WORDS]) + (" ..." if len(words) > _REASONING_WORDS else "")
+    return _Reasoning(model.reasoning_field, _TOKEN.findall(f'Let me think about "{quoted}".'))
+
+
 def _validate_messages(messages: Any) -> list[Mapping[str, Any]]:
     if not isinstance(messages, list) or not messages:
         raise ChatValidationError("'messages' must be a non-empty list")
@@ -400,7 +442,9 @@ def run_openai(payload: Mapping[str, Any], model: ModelInfo, style: ChatStyle) -
     Chat bodies may carry ``tools`` / ``tool_choice`` and ``response_format``: the
     reply is then a tool call (see :func:`choose_tool`, arguments from
     :func:`schema_instance`), ``"Tool result: ..."`` when the last message is a tool
-    result, or the JSON text the format asks for.
+    result, or the JSON text the format asks for. A chat body that asks for reasoning
+    (:func:`wants_reasoning`) gets it first, in ``model.reasoning_field``, as vLLM's
+    reasoning parsers put it (not in TGI's chunks: TGI has no reasoning parser).
     """
     chat = "messages" in payload
     messages: list[Mapping[str, Any]] = []
@@ -436,6 +480,10 @@ def run_openai(payload: Mapping[str, Any], model: ModelInfo, style: ChatStyle) -
         generation = generate(
             prompt, max_tokens=max_tokens, stop=stops, greeting=model.greeting, prompt_tokens=words
         )
+    thinking = _reasoning(payload, prompt, model) if chat and not style.tgi_chunks else None
+    if thinking is not None:  # reasoning tokens are completion tokens, as vLLM counts them
+        tokens = generation.completion_tokens + len(thinking.pieces)
+        generation = dataclasses.replace(generation, completion_tokens=tokens)
     visible = _visible_text(generation, stops)
     head = {
         "id": f"{style.id_prefix}{next(_ids)}",
@@ -449,9 +497,9 @@ def run_openai(payload: Mapping[str, Any], model: ModelInfo, style: ChatStyle) -
         if style.tgi_chunks and chat:
             pieces = _tgi_stream(head, call, generation, visible, style, usage)
         elif call is not None:
-            pieces = _stream_tool_call(head, call, generation, style, usage, n)
+            pieces = _stream_tool_call(head, call, generation, style, usage, n, thinking)
         else:
-            pieces = _stream(head, chat, generation, visible, style, usage, n)
+            pieces = _stream(head, chat, generation, visible, style, usage, n, thinking)
         return ContainerResponse(200, style.content_type, pieces)
     choices: list[dict[str, Any]] = []
     for index in range(n):
@@ -465,6 +513,8 @@ def run_openai(payload: Mapping[str, Any], model: ModelInfo, style: ChatStyle) -
             choice["message"] = {"role": "assistant", "content": visible}
         else:
             choice["text"] = visible
+        if thinking is not None:
+            choice["message"][thinking.field] = thinking.text
         choice.update(logprobs=None, finish_reason=finish)
         choices.append(choice)
     body = {**head, "choices": choices, "usage": _usage(generation, n), **dict(style.extra)}
@@ -479,9 +529,11 @@ def _stream(
     style: ChatStyle,
     usage: bool,
     n: int,
+    thinking: _Reasoning | None = None,
 ) -> Iterator[Piece]:
     """vLLM's stream: for ``n`` choices, a role chunk per choice, then each token's chunk
-    for every choice in turn, then each choice's finish chunk (one choice per chunk)."""
+    for every choice in turn, then each choice's finish chunk (one choice per chunk).
+    Reasoning deltas (``{"reasoning": ...}``) come before the first content delta."""
     head = {**head, "object": "chat.completion.chunk" if chat else "text_completion"}
 
     def choice(index: int, delta: str | None, role: bool = False) -> dict[str, Any]:
@@ -495,6 +547,7 @@ def _stream(
     if chat:
         for index in range(n):
             yield Piece(style.frame({**head, "choices": [choice(index, None, role=True)]}), False)
+    yield from _reasoning_chunks(head, thinking, style, n)
     for delta in _deltas(generation, visible):
         for index in range(n):
             yield Piece(style.frame({**head, "choices": [choice(index, delta)]}))
@@ -508,13 +561,21 @@ def _stream_tool_call(
     style: ChatStyle,
     usage: bool,
     n: int,
+    thinking: _Reasoning | None = None,
 ) -> Iterator[Piece]:
     """vLLM's tool-call stream: per choice a header delta (id, name), then the arguments in
-    pieces, each piece for every choice in turn.
+    pieces, each piece for every choice in turn. A reasoning model's reasoning deltas come
+    first, after a role chunk.
 
     Each delta is a token (the header counts as the name's), as ``usage`` reports.
     """
     head = {**head, "object": "chat.completion.chunk"}
+    if thinking is not None:
+        for index in range(n):
+            role = {"index": index, "delta": {"role": "assistant", "content": ""},
+                    "logprobs": None, "finish_reason": None}
+            yield Piece(style.frame({**head, "choices": [role]}), False)
+        yield from _reasoning_chunks(head, thinking, style, n)
 
     def chunk(index: int, delta: dict[str, Any]) -> bytes:
         choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": None}
@@ -533,6 +594,19 @@ def _stream_tool_call(
             delta = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
             yield Piece(chunk(index, delta))
     yield from _stream_end(head, True, generation, "tool_calls", style, usage, n)
+
+
+def _reasoning_chunks(
+    head: dict[str, Any], thinking: _Reasoning | None, style: ChatStyle, n: int
+) -> Iterator[Piece]:
+    """One chunk per reasoning token and choice: ``{"delta": {"<field>": piece}}``."""
+    if thinking is None:
+        return
+    for piece in thinking.pieces:
+        for index in range(n):
+            choice = {"index": index, "delta": {thinking.field: piece}, "logprobs": None,
+                      "finish_reason": None}
+            yield Piece(style.frame({**head, "object": "chat.completion.chunk", "choices": [choice]}))
 
 
 def _stream_end(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sm_llm.local._config import ContainerFormat, EndpointSpec, ModelSpec, ServerConfig
+from sm_llm.local._config import ContainerFormat, EndpointSpec, ModelSpec, NoCapacity, ServerConfig
 from sm_llm.local._containers import Container, ModelInfo
 from sm_llm.local._embeddings import (
     jumpstart_embeddings_container,
@@ -45,12 +45,14 @@ _COMPONENT = "x-amzn-sagemaker-inference-component"
 
 @dataclass(frozen=True)
 class Target:
-    """The resolved destination of one request."""
+    """The resolved destination of one request (``component``: its inference component)."""
 
     variant: str
     container: Container
     model: ModelInfo
     container_name: str = "primary"
+    component: str | None = None
+    no_capacity: NoCapacity | None = None
 
 
 def _validation(message: str) -> ServiceError:
@@ -81,6 +83,7 @@ class Router:
             model_id=spec.model_id or model_id or endpoint.model_id,
             greeting=endpoint.greeting if spec.greeting is None else spec.greeting,
             require_eula=endpoint.require_eula if spec.require_eula is None else spec.require_eula,
+            reasoning_field=spec.reasoning_field or endpoint.reasoning_field,
         )
         return self.upstream or CONTAINERS[fmt], info
 
@@ -172,5 +175,7 @@ class Router:
             spec = endpoint.components.get(component)
             if spec is None:
                 raise _validation(f"Inference Component {component} not found on endpoint {name}.")
-            return Target(variant, *self._model(endpoint, spec))
+            return Target(
+                variant, *self._model(endpoint, spec), component=component, no_capacity=spec.no_capacity
+            )
         return Target(variant, *self._model(endpoint, variant_spec))

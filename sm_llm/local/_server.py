@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from sm_llm.local._bearer import BearerRejected, verify_authorization
+from sm_llm.local._capacity import NO_CAPACITY_MESSAGE
 from sm_llm.local._containers import (
     CUSTOM_ATTRIBUTES,
     ContainerRequest,
@@ -25,6 +27,13 @@ from sm_llm.local._errors import ServiceError, injected_error, model_error
 from sm_llm.local._eventstream import chunked, exception_frame, payload_part
 from sm_llm.local._faults import FaultState, StreamFault, shape_stream
 from sm_llm.local._httpserver import LocalHTTPServer
+from sm_llm.local._openai_route import (
+    OPENAI_CHAT,
+    OpenAIRoute,
+    RouteError,
+    from_service_error,
+    parse_route,
+)
 from sm_llm.local._routing import Target
 from sm_llm.local._state import RecordedRequest, ServerState
 from sm_llm.local._validation import validate_request
@@ -44,6 +53,7 @@ _ROUTES = {
 _PATH = re.compile(r"/endpoints/([^/]+)/([a-z-]+)")
 _READ_CAP = 64 * 1024 * 1024  # larger bodies are refused without being read
 _SESSION = "x-amzn-sagemaker-session-id"
+_COMPONENT = "x-amzn-sagemaker-inference-component"
 
 
 class _Abort(Exception):
@@ -61,6 +71,17 @@ def _container_headers(operation: str, headers: Mapping[str, str]) -> dict[str, 
         out["accept"] = accept
     out["x-amzn-sagemaker-forwarded-api"] = operation
     return out
+
+
+def _wants_stream(body: bytes) -> bool:
+    """Whether an OpenAI body asks for a stream (``"stream": true``)."""
+    if b'"stream"' not in body:
+        return False
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(payload, dict) and payload.get("stream") is True
 
 
 def _request_type(body: bytes) -> str | None:
@@ -140,12 +161,20 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routes -----------------------------------------------------------------------------
 
     def do_GET(self) -> None:
-        if urlsplit(self.path).path == "/ping":
+        path = urlsplit(self.path).path
+        route = parse_route(path)
+        if route is not None:
+            self._openai(route)
+        elif path == "/ping":
             self._safely(lambda: self._send_body(200, {"Content-Type": "text/plain"}, b""))
         else:
             self._unknown()
 
     def do_POST(self) -> None:
+        route = parse_route(urlsplit(self.path).path)
+        if route is not None:
+            self._openai(route)
+            return
         match = _PATH.fullmatch(urlsplit(self.path).path)
         operation = _ROUTES.get(match.group(2)) if match else None
         if match is None or operation is None:
@@ -207,16 +236,10 @@ class _Handler(BaseHTTPRequestHandler):
         if state.wait(faults.config.latency_ms / 1000.0):
             raise ServiceError("ServiceUnavailable", "The local endpoint is shutting down.")
         target = self._admit(record, length, faults)
-        fault = faults.next_fault()
+        self._check_capacity(record, target)
+        fault = self._fault(record, faults)
         if fault == "ConnectionReset":
-            self._reset(record)
             return
-        if fault is not None and fault != "TruncatedBody":
-            config = state.config
-            raise injected_error(
-                fault, endpoint=record.endpoint_name, region=config.region, account_id=config.account_id
-            )
-        record.error_code = fault
         truncate = fault is not None
         request = ContainerRequest(
             record.body,
@@ -238,6 +261,29 @@ class _Handler(BaseHTTPRequestHandler):
             extra["X-Amzn-SageMaker-New-Session-Id"] = state.sessions.open(record.endpoint_name)
         self._whole(record, target, response, faults, extra, truncate)
 
+    def _check_capacity(self, record: RecordedRequest, target: Target) -> None:
+        """Refuse a request to an inference component scaled to zero (``no_capacity``)."""
+        spec, component = target.no_capacity, target.component
+        if spec is None or component is None:
+            return
+        if not self.server.state.capacity.admit(record.endpoint_name, component, spec):
+            raise ServiceError("ValidationError", NO_CAPACITY_MESSAGE)
+
+    def _fault(self, record: RecordedRequest, faults: FaultState) -> str | None:
+        """Draw the injected fault: reset the connection, raise the error, or return
+        ``"TruncatedBody"`` / ``"ConnectionReset"`` (already done) / None."""
+        fault = faults.next_fault()
+        if fault == "ConnectionReset":
+            self._reset(record)
+            return fault
+        if fault is not None and fault != "TruncatedBody":
+            config = self.server.state.config
+            raise injected_error(
+                fault, endpoint=record.endpoint_name, region=config.region, account_id=config.account_id
+            )
+        record.error_code = fault
+        return fault
+
     def _admit(self, record: RecordedRequest, length: int, faults: FaultState) -> Target:
         """Validate the request, resolve its target and check its session."""
         state = self.server.state
@@ -254,6 +300,125 @@ class _Handler(BaseHTTPRequestHandler):
                 f"Session {session} is not valid: it does not exist, has expired or was closed.",
             )
         return target
+
+    # -- the OpenAI-compatible route ---------------------------------------------------------
+
+    def _openai(self, route: OpenAIRoute) -> None:
+        state = self.server.state
+        body, length = self._read_body()
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        authorization = headers.get("authorization")
+        if authorization is not None:  # tokens are not kept, not even in memory
+            headers["authorization"] = authorization.strip().partition(" ")[0] + " <redacted>"
+        record = RecordedRequest(
+            OPENAI_CHAT, route.endpoint, headers, body, str(uuid.uuid4()), component=route.component
+        )
+        state.requests.append(record)
+        state.enter()
+        try:
+            self._serve_openai(record, route, authorization, length)
+        except (RouteError, BearerRejected, ServiceError) as exc:
+            error = from_service_error(exc) if isinstance(exc, ServiceError) else exc
+            if isinstance(error, BearerRejected):
+                error = RouteError(error.status, error.message, error.code)
+            record.status, record.error_code = error.status, error.code
+            response_headers = {"Content-Type": "application/json", "x-amzn-RequestId": record.request_id}
+            try:
+                self._send_body(error.status, response_headers, error.body())
+            except _Abort:
+                record.client_disconnected = True
+        except _Abort:
+            record.client_disconnected = True
+            if record.stream_completed is not None:
+                record.stream_completed = False
+        finally:
+            state.leave()
+
+    def _serve_openai(
+        self, record: RecordedRequest, route: OpenAIRoute, authorization: str | None, length: int
+    ) -> None:
+        state = self.server.state
+        if self.command != "POST" or route.operation != "chat/completions":
+            raise RouteError(
+                404,
+                f"Unknown operation: {self.command} {urlsplit(self.path).path}. The "
+                "OpenAI-compatible route serves POST .../openai/v1/chat/completions only.",
+                "unknown_operation",
+            )
+        faults = state.faults
+        if state.wait(faults.config.latency_ms / 1000.0):
+            raise ServiceError("ServiceUnavailable", "The local endpoint is shutting down.")
+        verify_authorization(authorization, credentials=state.credentials, region=state.config.region)
+        if _COMPONENT in record.headers:
+            raise RouteError(
+                400,
+                "The X-Amzn-SageMaker-Inference-Component header is not accepted on the "
+                "OpenAI-compatible route: name the component in the path "
+                f"(/endpoints/{route.endpoint}/inference-components/<name>/openai/v1/chat/completions).",
+                "validation_error",
+            )
+        routing = {} if route.component is None else {_COMPONENT: route.component}
+        problem = validate_request(INVOKE, route.endpoint, routing, length)
+        if problem is not None:
+            raise ServiceError("ValidationError", problem)
+        target = state.router.resolve(route.endpoint, routing, faults)
+        record.invoked_variant = target.variant
+        self._check_capacity(record, target)
+        fault = self._fault(record, faults)
+        if fault == "ConnectionReset":
+            return
+        request = ContainerRequest(
+            record.body,
+            {
+                "content-type": record.headers.get("content-type", "application/json"),
+                "accept": record.headers.get("accept", "application/json"),
+                "x-amzn-sagemaker-forwarded-api": OPENAI_CHAT,
+            },
+            target.model,
+            streaming_api=_wants_stream(record.body),
+            openai_route=True,
+        )
+        response = self._call(target, request, record.endpoint_name)
+        if response.content_type.split(";")[0].strip() == "text/event-stream":
+            self._sse(record, target, response, faults, truncate=fault is not None)
+        else:
+            self._whole(record, target, response, faults, {}, truncate=fault is not None)
+
+    def _sse(
+        self,
+        record: RecordedRequest,
+        target: Target,
+        response: ContainerResponse,
+        faults: FaultState,
+        truncate: bool,
+    ) -> None:
+        """Relay the container's server-sent events as they come (chunked, paced by
+        ``token_delay_ms``; ``TruncatedBody`` ends the connection after the first event)."""
+        state = self.server.state
+        delay = faults.config.token_delay_ms / 1000.0
+        headers = {
+            **self._success_headers(record, target, response.content_type, response.headers),
+            "Transfer-Encoding": "chunked",
+        }
+        record.status, record.stream_completed = 200, False
+        pieces = iter(response.pieces)
+        try:
+            self._start(200, headers)
+            for index, piece in enumerate(pieces):
+                if truncate and index >= 1:
+                    self.close_connection = True
+                    return
+                if piece.token and delay > 0 and state.wait(delay):
+                    self.close_connection = True
+                    return
+                if piece.data:
+                    self._write(chunked(piece.data))
+            record.stream_completed = True
+            self._write(chunked(b""))
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
 
     def _reset(self, record: RecordedRequest) -> None:
         """Drop the connection with a TCP reset instead of answering."""

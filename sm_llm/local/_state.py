@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sm_llm.local._capacity import CapacityState
 from sm_llm.local._config import FaultConfig, ServerConfig
 from sm_llm.local._containers import ContainerRequest
 from sm_llm.local._faults import FaultState
@@ -24,7 +25,9 @@ class RecordedRequest:
     ``None`` for non-streaming replies, else True once the whole event stream
     (including a final exception frame, if any: see ``stream_error``) was written.
     ``client_disconnected`` is True when writing the stream failed because the client
-    had gone away.
+    had gone away. On the OpenAI-compatible route ``operation`` is ``"OpenAIChatCompletions"``,
+    ``component`` the inference component named in the path, and the ``authorization``
+    header is recorded without its token.
     """
 
     operation: str
@@ -38,6 +41,7 @@ class RecordedRequest:
     stream_completed: bool | None = None
     stream_error: str | None = None
     client_disconnected: bool = False
+    component: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class ServerState:
     router: Router
     faults: FaultState
     sessions: SessionStore
+    credentials: dict[str, str] = field(default_factory=dict, repr=False)
+    capacity: CapacityState = field(default_factory=CapacityState)
     async_backend: AsyncBackend | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -106,5 +112,6 @@ def new_state(
         router=router,
         faults=FaultState(faults if faults is not None else config.faults),
         sessions=SessionStore(config.session_ttl_s),
+        credentials={key: secret.get_secret_value() for key, secret in config.credentials.items()},
     )
 

@@ -302,9 +302,10 @@ def test_local_serve_with_s3_prints_and_creates_its_bucket() -> None:
     reader.start()
     try:
         deadline = time.monotonic() + 60
-        while len(lines) < 3 and process.poll() is None and time.monotonic() < deadline:
+        while len(lines) < 4 and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert len(lines) == 3, lines
+        assert len(lines) == 4, lines
+        assert lines[3].startswith("OpenAI route: http://127.0.0.1:")
         s3_url = lines[1].rsplit("=", 1)[1]
         assert lines[1].startswith("local S3 (moto) listening on ")
         assert lines[2].startswith("bucket sm-llm-local created: job outputs go to s3://sm-llm-local/async-output/")

@@ -34,6 +34,10 @@ def test_serve_prints_banner_and_stops_on_sigint(tmp_path: Path) -> None:
         assert line == (
             f"sm-llm local endpoint listening on http://127.0.0.1:{port} (endpoints: only-one)"
         )
+        assert process.stdout.readline().strip() == (
+            f"OpenAI route: http://127.0.0.1:{port}/endpoints/only-one/openai/v1 "
+            "(bearer tokens for region us-east-1, access keys: local)"
+        )
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5) as reply:
             assert reply.status == 200
         process.send_signal(signal.SIGINT)
