@@ -52,12 +52,6 @@ def local_endpoint(local_endpoint_session: LocalEndpoint) -> Iterator[LocalEndpo
     local_endpoint_session.reset()
 
 
-@pytest.fixture
-def endpoint(local_endpoint: LocalEndpoint) -> LocalEndpoint:
-    """Alias of ``local_endpoint``."""
-    return local_endpoint
-
-
 def _make_runtime_client(url: str, **config: Any) -> Any:
     """A sagemaker-runtime client for ``url``: one attempt, 10 s read timeout."""
     options: dict[str, Any] = {

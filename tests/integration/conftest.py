@@ -15,25 +15,19 @@ from sm_llm.local import FaultConfig, LocalEndpoint
 
 
 @pytest.fixture
-def ep(local_endpoint: LocalEndpoint) -> LocalEndpoint:
-    """The local endpoint, reset before the test."""
-    return local_endpoint
-
-
-@pytest.fixture
 def fault() -> Callable[..., FaultConfig]:
     """Build a FaultConfig."""
     return FaultConfig
 
 
 @pytest.fixture
-def make_llm(ep: LocalEndpoint) -> Callable[..., SageMakerLLM]:
+def make_llm(local_endpoint: LocalEndpoint) -> Callable[..., SageMakerLLM]:
     """``make_llm(endpoint_name, **fields)`` → a SageMakerLLM on the local endpoint."""
 
     def make(endpoint_name: str, **fields: Any) -> SageMakerLLM:
         fields.setdefault("max_retries", 0)
         return SageMakerLLM(
-            endpoint_name=endpoint_name, endpoint_url=ep.url, region_name="us-east-1", **fields
+            endpoint_name=endpoint_name, endpoint_url=local_endpoint.url, region_name="us-east-1", **fields
         )
 
     return make

@@ -65,12 +65,12 @@ def backend(s3_server: LocalS3) -> Iterator[S3AsyncBackend]:
 
 
 @pytest.fixture
-def aep(ep: LocalEndpoint, backend: S3AsyncBackend, s3: Any) -> Iterator[LocalEndpoint]:
+def aep(local_endpoint: LocalEndpoint, backend: S3AsyncBackend, s3: Any) -> Iterator[LocalEndpoint]:
     """The shared local endpoint serving async jobs (jobs left running are dropped after)."""
-    ep.async_backend = backend
-    yield ep
+    local_endpoint.async_backend = backend
+    yield local_endpoint
     backend.close()
-    ep.async_backend = None
+    local_endpoint.async_backend = None
 
 
 @pytest.fixture

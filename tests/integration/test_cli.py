@@ -19,37 +19,37 @@ def run(*args: str, url: str | None = None, stdin: str | None = None) -> subproc
     )
 
 
-def test_invoke(ep: Any) -> None:
-    result = run("invoke", "--endpoint", "tgi", "--region", "us-east-1", "hello cli", url=ep.url)
+def test_invoke(local_endpoint: Any) -> None:
+    result = run("invoke", "--endpoint", "tgi", "--region", "us-east-1", "hello cli", url=local_endpoint.url)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "Echo: hello cli\n"
 
 
-def test_invoke_json_and_routing(ep: Any) -> None:
+def test_invoke_json_and_routing(local_endpoint: Any) -> None:
     result = run(
         "invoke", "--endpoint", "mme", "--region", "us-east-1", "--target-model", "model-b.tar.gz",
-        "--json", "--max-tokens", "2", "a b c", url=ep.url,
+        "--json", "--max-tokens", "2", "a b c", url=local_endpoint.url,
     )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["text"] == "B: a" and out["finish_reason"] == "length"
-    assert ep.requests[-1].headers["x-amzn-sagemaker-target-model"] == "model-b.tar.gz"
+    assert local_endpoint.requests[-1].headers["x-amzn-sagemaker-target-model"] == "model-b.tar.gz"
 
 
-def test_invoke_stream_prints_tokens(ep: Any) -> None:
-    result = run("invoke", "--stream", "--endpoint", "openai", "--handler", "openai", "--region", "us-east-1", "x y", url=ep.url)
+def test_invoke_stream_prints_tokens(local_endpoint: Any) -> None:
+    result = run("invoke", "--stream", "--endpoint", "openai", "--handler", "openai", "--region", "us-east-1", "x y", url=local_endpoint.url)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "Echo: x y\n"
-    assert ep.requests[-1].operation == "InvokeEndpointWithResponseStream"
+    assert local_endpoint.requests[-1].operation == "InvokeEndpointWithResponseStream"
 
 
-def test_prompt_from_stdin(ep: Any) -> None:
-    result = run("invoke", "--endpoint", "tgi", "--region", "us-east-1", "-", url=ep.url, stdin="from stdin")
+def test_prompt_from_stdin(local_endpoint: Any) -> None:
+    result = run("invoke", "--endpoint", "tgi", "--region", "us-east-1", "-", url=local_endpoint.url, stdin="from stdin")
     assert result.stdout == "Echo: from stdin\n"
 
 
-def test_render_sends_nothing(ep: Any) -> None:
-    result = run("render", "--endpoint", "mme", "--region", "us-east-1", "--target-model", "m.tar.gz", "--custom-attributes", "a=1", 'say "hi"', url=ep.url)
+def test_render_sends_nothing(local_endpoint: Any) -> None:
+    result = run("render", "--endpoint", "mme", "--region", "us-east-1", "--target-model", "m.tar.gz", "--custom-attributes", "a=1", 'say "hi"', url=local_endpoint.url)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "operation: InvokeEndpoint"
@@ -59,7 +59,7 @@ def test_render_sends_nothing(ep: Any) -> None:
     assert json.loads(lines[-1])["inputs"] == 'say "hi"'
     stream = run("render", "--stream", "--endpoint", "tgi", "--region", "us-east-1", "x")
     assert "X-Amzn-SageMaker-Accept: application/json" in stream.stdout.splitlines()
-    assert ep.requests == []
+    assert local_endpoint.requests == []
 
 
 def test_handlers_lists_presets() -> None:
@@ -69,7 +69,7 @@ def test_handlers_lists_presets() -> None:
         assert f"\n{name} " in result.stdout
 
 
-def test_bad_input_is_one_line_and_exit_2(ep: Any) -> None:
+def test_bad_input_is_one_line_and_exit_2(local_endpoint: Any) -> None:
     for args in (
         ("invoke", "--endpoint", "tgi", "--region", "us-east-1", "--target-variant", "bad_name", "x"),
         ("invoke", "--region", "us-east-1", "x"),
@@ -77,38 +77,38 @@ def test_bad_input_is_one_line_and_exit_2(ep: Any) -> None:
         ("bogus",),
         ("invoke", "--endpoint", "tgi", "--max-tokens", "many", "x"),
     ):
-        result = run(*args, url=ep.url)
+        result = run(*args, url=local_endpoint.url)
         assert result.returncode == 2, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "Traceback" not in result.stderr
-    assert ep.requests == []
+    assert local_endpoint.requests == []
 
 
-def test_service_error_is_one_line_and_exit_1(ep: Any) -> None:
-    result = run("invoke", "--endpoint", "no-such", "--region", "us-east-1", "x", url=ep.url)
+def test_service_error_is_one_line_and_exit_1(local_endpoint: Any) -> None:
+    result = run("invoke", "--endpoint", "no-such", "--region", "us-east-1", "x", url=local_endpoint.url)
     assert result.returncode == 1
     assert result.stderr.startswith("sm-llm: EndpointNotFoundError:")
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_invoke_from_a_config_file(ep: Any, tmp_path: Any) -> None:
+def test_invoke_from_a_config_file(local_endpoint: Any, tmp_path: Any) -> None:
     config = tmp_path / "models.yaml"
     config.write_text(
         "defaults:\n  region_name: us-east-1\nmodels:\n"
         "  writer: {kind: llm, endpoint_name: tgi, max_tokens: 2}\n"
         "  assistant: {kind: chat, endpoint_name: openai, content_handler: openai}\n"
     )
-    result = run("invoke", "--config", str(config), "--name", "writer", "a b c", url=ep.url)
+    result = run("invoke", "--config", str(config), "--name", "writer", "a b c", url=local_endpoint.url)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "Echo: a\n"
-    chat = run("invoke", "--config", str(config), "--name", "assistant", "--json", "--max-tokens", "5", "hi there", url=ep.url)
+    chat = run("invoke", "--config", str(config), "--name", "assistant", "--json", "--max-tokens", "5", "hi there", url=local_endpoint.url)
     assert chat.returncode == 0, chat.stderr
     out = json.loads(chat.stdout)
     assert out["text"] == "Echo: hi there" and out["model_provider"] == "amazon_sagemaker"
-    assert json.loads(ep.requests[-1].body)["max_tokens"] == 5  # the flag overrides the file
-    streamed = run("invoke", "--config", str(config), "--name", "assistant", "--stream", "x y", url=ep.url)
+    assert json.loads(local_endpoint.requests[-1].body)["max_tokens"] == 5  # the flag overrides the file
+    streamed = run("invoke", "--config", str(config), "--name", "assistant", "--stream", "x y", url=local_endpoint.url)
     assert streamed.stdout == "Echo: x y\n"
-    bad = run("invoke", "--config", str(config), "--name", "nope", "x", url=ep.url)
+    bad = run("invoke", "--config", str(config), "--name", "nope", "x", url=local_endpoint.url)
     assert bad.returncode == 2 and "no model named 'nope'" in bad.stderr
 
 
