@@ -557,14 +557,25 @@ def test_invoke_in_a_chain_waits_for_the_job(aep: LocalEndpoint, cfg: Any) -> No
     assert [r.operation for r in aep.requests] == ["InvokeEndpointAsync"]
 
 
-def test_batch_submits_every_prompt_before_waiting(aep: LocalEndpoint, cfg: Any) -> None:
+def test_batch_submits_every_prompt_before_waiting(
+    aep: LocalEndpoint, backend: S3AsyncBackend, cfg: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Server-side ordering, whatever the load: when each job is accepted, no job has finished.
+    (Waiting for each job before submitting the next, job 2 would find job 1 done.)"""
+    finished_at_submit: list[int] = []
+    accept = backend.submit
+
+    def recording_submit(**kwargs: Any) -> Any:
+        finished_at_submit.append(backend.completed + backend.failed)
+        return accept(**kwargs)
+
+    monkeypatch.setattr(backend, "submit", recording_submit)
     llm = SageMakerLLM(endpoint_name="tgi", endpoint_url=aep.url, region_name="us-east-1",
-                       async_inference=cfg, **delay(300))
-    started = time.monotonic()
+                       async_inference=cfg, **delay(1000))  # 1 s per job: room for 6 uploads
     results = llm.batch([f"doc {i}" for i in range(6)])
     assert results == [f"Echo: doc {i}" for i in range(6)]
-    assert len(aep.requests) == 6
-    assert time.monotonic() - started < 6 * 0.3  # the jobs overlapped: all submitted first
+    assert [r.operation for r in aep.requests] == ["InvokeEndpointAsync"] * 6
+    assert finished_at_submit == [0] * 6
 
 
 async def test_ainvoke_and_chat_through_jobs(aep: LocalEndpoint, cfg: Any) -> None:

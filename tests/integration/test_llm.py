@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.prompts import PromptTemplate
 
@@ -207,8 +208,9 @@ def test_error_classes_and_retries(make_llm: Any, local_endpoint: Any, fault: An
     llm = make_llm("tgi", max_retries=2)
     with pytest.raises(cls) as info:
         llm.invoke("x")
-    assert info.value.status_code == status
-    assert isinstance(info.value.__cause__, Exception)
+    assert info.value.status_code == status and info.value.error_code == code
+    cause = info.value.__cause__  # the service's error, chained as it arrived
+    assert isinstance(cause, ClientError) and cause.response["Error"]["Code"] == code, repr(cause)
     assert len(local_endpoint.requests) == attempts
 
 
