@@ -20,6 +20,12 @@ _DUMMY_ENV = {
 _UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest chain first: the wheel group (build, plain-install virtualenv, pip) is one
+    unit of work for one xdist worker; started last, it would be the whole run's tail."""
+    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def aws_test_env() -> Iterator[None]:
     """Dummy credentials and region for the whole run (left alone for live runs)."""

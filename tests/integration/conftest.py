@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -45,3 +46,20 @@ def fresh_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     if os.environ.get("PYTHONPATH"):  # a development checkout run against a shared venv
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return env
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This checkout's wheel (built without isolation: the test venv has hatchling).
+
+    Session fixtures are per xdist worker: the tests that use it (and the plain-install
+    virtualenv built on it) carry ``xdist_group("wheel")`` so one worker builds it once."""
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )
+    (built,) = dist.glob("sm_llm-*.whl")
+    return built

@@ -34,6 +34,8 @@ from sm_llm.async_inference import (
 )
 from sm_llm.local import LocalEndpoint, LocalS3, S3AsyncBackend
 
+pytestmark = pytest.mark.serial  # wall-clock and in-flight assertions: run alone, after the parallel run
+
 INPUTS = "sm-llm-inputs"
 FAILING = {"temperature": -1.0}  # the TGI container answers 422 → a failure object
 

@@ -18,6 +18,8 @@ from langchain_core.rate_limiters import InMemoryRateLimiter
 from sm_llm import _base
 from sm_llm import errors as e
 
+pytestmark = pytest.mark.serial  # wall-clock and in-flight assertions: run alone, after the parallel run
+
 
 @pytest.fixture(params=["aio", "threads"])
 def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:

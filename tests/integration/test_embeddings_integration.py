@@ -118,6 +118,7 @@ async def test_concurrent_batches_keep_input_order(
     await embeddings.aclose()
 
 
+@pytest.mark.serial  # timing-sensitive: run alone, after the parallel run
 def test_sync_batches_run_concurrently(
     make_embeddings: Make, local_endpoint: LocalEndpoint, fault: Any
 ) -> None:
@@ -133,6 +134,7 @@ def test_sync_batches_run_concurrently(
     assert elapsed < 1.0, elapsed  # 8 batches × 200 ms, concurrently
 
 
+@pytest.mark.serial  # timing-sensitive: run alone, after the parallel run
 async def test_async_batches_run_concurrently(
     make_embeddings: Make, local_endpoint: LocalEndpoint, fault: Any, transport: str
 ) -> None:

@@ -75,16 +75,8 @@ def test_quickstart_says_it_talks_to_the_local_echo_model(
 # -- a plain install ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This checkout's wheel (built without isolation: the test venv has hatchling)."""
-    dist = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
-    )
-    (built,) = dist.glob("sm_llm-*.whl")
-    return built
+# One xdist worker runs every test on the plain install: the virtualenv is built once.
+WHEEL_GROUP = pytest.mark.xdist_group("wheel")
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +92,7 @@ def plain(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _pip_install(venv: Path, requirement: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-         "--quiet", "--disable-pip-version-check", requirement],
+         "--quiet", "--disable-pip-version-check", "--no-compile", requirement],  # .pyc on first import
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr
@@ -113,6 +105,7 @@ def _plain_env(fresh_env: dict[str, str], python: Path) -> dict[str, str]:
     return env
 
 
+@WHEEL_GROUP
 def test_plain_install_has_only_the_runtime_dependencies(
     plain: Path, fresh_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -129,6 +122,7 @@ def test_plain_install_has_only_the_runtime_dependencies(
     assert location.startswith(str(plain.parent.parent)) and absent == "[]"
 
 
+@WHEEL_GROUP
 @pytest.mark.parametrize("name", sorted(set(EXPECT) - set(EXTRAS)))
 def test_example_runs_in_a_plain_install(name: str, plain: Path, fresh_env: dict[str, str], tmp_path: Path) -> None:
     result = _run(plain, name, _plain_env(fresh_env, plain), tmp_path)
@@ -136,6 +130,7 @@ def test_example_runs_in_a_plain_install(name: str, plain: Path, fresh_env: dict
     assert EXPECT[name] in result.stdout
 
 
+@WHEEL_GROUP
 def test_local_s3_extra_missing_then_installed(
     plain: Path, wheel: Path, fresh_env: dict[str, str], tmp_path: Path
 ) -> None:

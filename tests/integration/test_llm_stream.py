@@ -86,6 +86,7 @@ def test_early_exit_closes_the_connection(make_llm: Any, local_endpoint: Any, fa
     assert local_endpoint.requests[-1].client_disconnected
 
 
+@pytest.mark.serial  # timing-sensitive: run alone, after the parallel run
 def test_stop_closes_the_stream_at_once(make_llm: Any, local_endpoint: Any, fault: Any) -> None:
     # A handler that does not forward stop sequences: only the client can stop this stream.
     tgi = ContentHandler.from_preset("tgi")

@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+import pytest
 
 CHECK = """
 import sys, sm_llm
@@ -30,13 +30,8 @@ print("ok", len(names), len(chat))
 """
 
 
-def test_wheel_ships_presets(tmp_path: Path) -> None:
-    dist = tmp_path / "dist"
-    subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
-    )
-    (wheel,) = dist.glob("sm_llm-*.whl")
+@pytest.mark.xdist_group("wheel")  # the session's wheel: see tests/integration/conftest.py
+def test_wheel_ships_presets(wheel: Path, tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "sm_llm/templates/handlers/tgi.yaml" in names
     assert "sm_llm/py.typed" in names
