@@ -20,10 +20,16 @@ _DUMMY_ENV = {
 _UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
 
 
+# The longest modules, longest first: `make test` hands xdist workers whole modules
+# (--dist loadscope --no-loadscope-reorder), and one started last would be the run's tail.
+# test_examples.py builds the wheel and a plain-install virtualenv from PyPI (~60 s).
+_LONGEST_FIRST = ("test_examples.py", "test_readme_recipes.py", "test_soak_short.py")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest chain first: the wheel group (build, plain-install virtualenv, pip) is one
-    unit of work for one xdist worker; started last, it would be the whole run's tail."""
-    items.sort(key=lambda item: item.get_closest_marker("xdist_group") is None)
+    """Move the longest modules to the front (a stable sort: the order inside is kept)."""
+    rank = {name: index for index, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture(scope="session", autouse=True)

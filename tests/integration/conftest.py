@@ -52,10 +52,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This checkout's wheel (built without isolation: the test venv has hatchling).
-
-    Session fixtures are per xdist worker: the tests that use it (and the plain-install
-    virtualenv built on it) carry ``xdist_group("wheel")`` so one worker builds it once."""
+    """This checkout's wheel (built without isolation: the test venv has hatchling), once per
+    run (per xdist worker under ``make test``), for test_packaging.py and test_examples.py."""
     dist = tmp_path_factory.mktemp("dist")
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],

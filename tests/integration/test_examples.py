@@ -75,10 +75,6 @@ def test_quickstart_says_it_talks_to_the_local_echo_model(
 # -- a plain install ------------------------------------------------------------------
 
 
-# One xdist worker runs every test on the plain install: the virtualenv is built once.
-WHEEL_GROUP = pytest.mark.xdist_group("wheel")
-
-
 @pytest.fixture(scope="module")
 def plain(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A virtualenv with the wheel installed as the README's Install says, dependencies from
@@ -105,7 +101,6 @@ def _plain_env(fresh_env: dict[str, str], python: Path) -> dict[str, str]:
     return env
 
 
-@WHEEL_GROUP
 def test_plain_install_has_only_the_runtime_dependencies(
     plain: Path, fresh_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -122,7 +117,6 @@ def test_plain_install_has_only_the_runtime_dependencies(
     assert location.startswith(str(plain.parent.parent)) and absent == "[]"
 
 
-@WHEEL_GROUP
 @pytest.mark.parametrize("name", sorted(set(EXPECT) - set(EXTRAS)))
 def test_example_runs_in_a_plain_install(name: str, plain: Path, fresh_env: dict[str, str], tmp_path: Path) -> None:
     result = _run(plain, name, _plain_env(fresh_env, plain), tmp_path)
@@ -130,7 +124,6 @@ def test_example_runs_in_a_plain_install(name: str, plain: Path, fresh_env: dict
     assert EXPECT[name] in result.stdout
 
 
-@WHEEL_GROUP
 def test_local_s3_extra_missing_then_installed(
     plain: Path, wheel: Path, fresh_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -7,8 +7,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
-
 CHECK = """
 import sys, sm_llm
 from sm_llm.handlers import ContentHandler, list_presets, templates_dir
@@ -30,7 +28,6 @@ print("ok", len(names), len(chat))
 """
 
 
-@pytest.mark.xdist_group("wheel")  # the session's wheel: see tests/integration/conftest.py
 def test_wheel_ships_presets(wheel: Path, tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "sm_llm/templates/handlers/tgi.yaml" in names
