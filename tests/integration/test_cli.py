@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
 
     def run(*argv: str, url: str | None = None, stdin: str | None = None) -> tuple[int, str, str]:
         with monkeypatch.context() as patch:
+            patch.setattr(warnings, "showwarning", warnings.showwarning)  # main() replaces it
             if url:
                 patch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", url)
             else:
