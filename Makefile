@@ -28,8 +28,14 @@ demo: $(STAMP)
 	AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=http://127.0.0.1:$(DEMO_PORT) AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \
 	  $(PY) examples/quickstart.py
 
+# Everything: two xdist workers taking whole modules (a module's fixtures are built once; the
+# longest modules go first, see tests/conftest.py), then the timing-sensitive tests (marker
+# `serial`) alone. Both runs always happen; either failing fails the target.
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadscope --no-loadscope-reorder -m "not serial"; parallel=$$?; \
+	$(PY) -m pytest -q -p no:cacheprovider -m serial; serial=$$?; \
+	echo "make test: parallel run exit $$parallel, serial run exit $$serial"; \
+	test $$parallel -eq 0 && test $$serial -eq 0
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit

@@ -23,6 +23,18 @@ _DUMMY_ENV = {
 _UNSET = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
 
 
+# The longest modules, longest first: `make test` hands xdist workers whole modules
+# (--dist loadscope --no-loadscope-reorder), and one started last would be the run's tail.
+# test_examples.py builds the wheel and a plain-install virtualenv from PyPI (~60 s).
+_LONGEST_FIRST = ("test_examples.py", "test_readme_recipes.py", "test_soak_short.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Move the longest modules to the front (a stable sort: the order inside is kept)."""
+    rank = {name: index for index, name in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def aws_test_env() -> Iterator[None]:
     """Dummy credentials and region for the whole run (left alone for live runs)."""
@@ -56,12 +68,6 @@ def local_endpoint(local_endpoint_session: LocalEndpoint) -> Iterator[LocalEndpo
     yield local_endpoint_session
     local_endpoint_session.wait_idle(5.0)
     local_endpoint_session.reset()
-
-
-@pytest.fixture
-def endpoint(local_endpoint: LocalEndpoint) -> LocalEndpoint:
-    """Alias of ``local_endpoint``."""
-    return local_endpoint
 
 
 def _make_runtime_client(url: str, **config: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,25 +16,19 @@ from sm_llm.local import FaultConfig, LocalEndpoint
 
 
 @pytest.fixture
-def ep(local_endpoint: LocalEndpoint) -> LocalEndpoint:
-    """The local endpoint, reset before the test."""
-    return local_endpoint
-
-
-@pytest.fixture
 def fault() -> Callable[..., FaultConfig]:
     """Build a FaultConfig."""
     return FaultConfig
 
 
 @pytest.fixture
-def make_llm(ep: LocalEndpoint) -> Callable[..., SageMakerLLM]:
+def make_llm(local_endpoint: LocalEndpoint) -> Callable[..., SageMakerLLM]:
     """``make_llm(endpoint_name, **fields)`` → a SageMakerLLM on the local endpoint."""
 
     def make(endpoint_name: str, **fields: Any) -> SageMakerLLM:
         fields.setdefault("max_retries", 0)
         return SageMakerLLM(
-            endpoint_name=endpoint_name, endpoint_url=ep.url, region_name="us-east-1", **fields
+            endpoint_name=endpoint_name, endpoint_url=local_endpoint.url, region_name="us-east-1", **fields
         )
 
     return make
@@ -51,3 +46,18 @@ def fresh_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     if os.environ.get("PYTHONPATH"):  # a development checkout run against a shared venv
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     return env
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This checkout's wheel (built without isolation: the test venv has hatchling), once per
+    run (per xdist worker under ``make test``), for test_packaging.py and test_examples.py."""
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )
+    (built,) = dist.glob("sm_llm-*.whl")
+    return built

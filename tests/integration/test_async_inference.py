@@ -33,6 +33,8 @@ from sm_llm.async_inference import (
 )
 from sm_llm.local import LocalEndpoint, LocalS3, S3AsyncBackend
 
+pytestmark = pytest.mark.serial  # wall-clock and in-flight assertions: run alone, after the parallel run
+
 INPUTS = "sm-llm-inputs"
 FAILING = {"temperature": -1.0}  # the TGI container answers 422 → a failure object
 
@@ -69,12 +71,12 @@ def backend(s3_server: LocalS3) -> Iterator[S3AsyncBackend]:
 
 
 @pytest.fixture
-def aep(ep: LocalEndpoint, backend: S3AsyncBackend, s3: Any) -> Iterator[LocalEndpoint]:
+def aep(local_endpoint: LocalEndpoint, backend: S3AsyncBackend, s3: Any) -> Iterator[LocalEndpoint]:
     """The shared local endpoint serving async jobs (jobs left running are dropped after)."""
-    ep.async_backend = backend
-    yield ep
+    local_endpoint.async_backend = backend
+    yield local_endpoint
     backend.close()
-    ep.async_backend = None
+    local_endpoint.async_backend = None
 
 
 @pytest.fixture
@@ -561,14 +563,27 @@ def test_invoke_in_a_chain_waits_for_the_job(aep: LocalEndpoint, cfg: Any) -> No
     assert [r.operation for r in aep.requests] == ["InvokeEndpointAsync"]
 
 
-def test_batch_submits_every_prompt_before_waiting(aep: LocalEndpoint, cfg: Any) -> None:
+def test_batch_submits_every_prompt_before_waiting(
+    aep: LocalEndpoint, backend: S3AsyncBackend, cfg: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Server-side ordering, whatever the load: when each job is accepted, no job has finished.
+    (Waiting for each job before submitting the next, job 2 would find job 1 done.)"""
+    assert backend.wait_idle(10)  # jobs of earlier tests: none left to finish meanwhile
+    finished_before = backend.completed + backend.failed  # the module's backend counts on
+    finished_at_submit: list[int] = []
+    accept = backend.submit
+
+    def recording_submit(**kwargs: Any) -> Any:
+        finished_at_submit.append(backend.completed + backend.failed)
+        return accept(**kwargs)
+
+    monkeypatch.setattr(backend, "submit", recording_submit)
     llm = SageMakerLLM(endpoint_name="tgi", endpoint_url=aep.url, region_name="us-east-1",
-                       async_inference=cfg, **delay(300))
-    started = time.monotonic()
+                       async_inference=cfg, **delay(1000))  # 1 s per job: room for 6 uploads
     results = llm.batch([f"doc {i}" for i in range(6)])
     assert results == [f"Echo: doc {i}" for i in range(6)]
-    assert len(aep.requests) == 6
-    assert time.monotonic() - started < 6 * 0.3  # the jobs overlapped: all submitted first
+    assert [r.operation for r in aep.requests] == ["InvokeEndpointAsync"] * 6
+    assert finished_at_submit == [finished_before] * 6
 
 
 async def test_ainvoke_and_chat_through_jobs(aep: LocalEndpoint, cfg: Any) -> None:

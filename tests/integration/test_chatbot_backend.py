@@ -29,22 +29,22 @@ def chatbot() -> Iterator[ModuleType]:
         sys.path.remove(str(EXAMPLES))
 
 
-async def test_model_failures_reach_the_client_as_errors(chatbot: ModuleType, ep: Any) -> None:
+async def test_model_failures_reach_the_client_as_errors(chatbot: ModuleType, local_endpoint: Any) -> None:
     async with ChatSageMaker(
-        endpoint_name="openai", content_handler="openai", endpoint_url=ep.url, max_retries=0
+        endpoint_name="openai", content_handler="openai", endpoint_url=local_endpoint.url, max_retries=0
     ) as chat:
         app = chatbot.ChatServer(chat)
         server = await asyncio.start_server(app.handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         async with server:
-            ep.faults = FaultConfig(fail_next=["ModelError"])
+            local_endpoint.faults = FaultConfig(fail_next=["ModelError"])
             with pytest.raises(chatbot.ChatFailed, match=r"502 Bad Gateway.*ModelError"):
                 await asyncio.wait_for(chatbot.ask(port, "bob", "hello"), 30)
 
-            ep.faults = FaultConfig(stream_error_after_tokens=2)
+            local_endpoint.faults = FaultConfig(stream_error_after_tokens=2)
             with pytest.raises(chatbot.ChatFailed, match="cut off after 'Echo: hello'"):
                 await asyncio.wait_for(chatbot.ask(port, "bob", "hello there friend"), 30)
 
-            ep.faults = FaultConfig()
+            local_endpoint.faults = FaultConfig()
             assert await asyncio.wait_for(chatbot.ask(port, "bob", "hi"), 30) == "Echo: hi"
             assert len(app.history["bob"]) == 2  # failed turns are not kept

@@ -26,9 +26,9 @@ FILE_KEY = "AKIAFROMFILE00000000"
 
 
 @pytest.fixture
-def url(ep: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", ep.url)
-    return str(ep.url)
+def url(local_endpoint: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", local_endpoint.url)
+    return str(local_endpoint.url)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -47,7 +47,7 @@ def _one_error_line(err: str) -> str:
 
 @pytest.mark.parametrize("flags", [(), ("--max-tokens", "3", "--param", "top_k=5")])
 def test_invoke_config_credentials_sign_the_request(
-    ep: Any, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    local_endpoint: Any, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str], flags: tuple[str, ...],
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", AMBIENT_KEY)
@@ -61,13 +61,13 @@ def test_invoke_config_credentials_sign_the_request(
     )
     code, out, _ = run(capsys, "invoke", "--config", str(config), *flags, "a b c d")
     assert code == 0 and out.startswith("Echo: ")
-    headers = ep.requests[-1].headers
+    headers = local_endpoint.requests[-1].headers
     # before the fix: Credential=AKIAAMBIENT..., no session token (to_config drops secrets)
     assert f"Credential={FILE_KEY}/" in headers["authorization"]
     assert "/eu-west-3/sagemaker/" in headers["authorization"]
     assert headers["x-amz-security-token"] == "file-session-token"
     if flags:
-        body = json.loads(ep.requests[-1].body)
+        body = json.loads(local_endpoint.requests[-1].body)
         assert body["parameters"]["max_new_tokens"] == 3 and body["parameters"]["top_k"] == 5
 
 
@@ -136,22 +136,22 @@ def test_several_models_names_name_flag(
 
 
 def test_oversized_prompt_points_at_job_submit(
-    ep: Any, url: str, capsys: pytest.CaptureFixture[str]
+    local_endpoint: Any, url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     line = _flag_error(capsys, "invoke", "--endpoint", "tgi", "--region", "us-east-1", "x" * 6_300_000)
     assert "real-time invocations are limited to 6,291,456 bytes" in line
     assert "sm-llm job submit --input-s3-uri" in line and "async_inference" not in line
-    assert ep.requests == []
+    assert local_endpoint.requests == []
 
 
 def test_oversized_inline_job_names_input_s3_uri_flag(
-    ep: Any, url: str, capsys: pytest.CaptureFixture[str]
+    local_endpoint: Any, url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     line = _flag_error(
         capsys, "job", "submit", "--endpoint", "tgi", "--region", "us-east-1", "--inline", "x" * 130_000
     )
     assert "inline asynchronous bodies are limited to 128,000 bytes: pass --input-s3-uri" in line
-    assert ep.requests == []
+    assert local_endpoint.requests == []
 
 
 def test_busy_port_names_port_flag(capsys: pytest.CaptureFixture[str]) -> None:
@@ -238,7 +238,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == f"sm-llm {sm_llm.__version__}\n"
 
 
-def test_stream_json_prints_json_lines(ep: Any, url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_stream_json_prints_json_lines(local_endpoint: Any, url: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(
         capsys, "invoke", "--stream", "--json", "--endpoint", "tgi", "--region", "us-east-1", "a b c"
     )
@@ -248,10 +248,10 @@ def test_stream_json_prints_json_lines(ep: Any, url: str, capsys: pytest.Capture
     assert len(deltas) >= 2 and all(list(item) == ["delta"] for item in deltas)
     assert "".join(item["delta"] for item in deltas) == last["text"] == "Echo: a b c"
     assert last["finish_reason"] == "stop" and last["usage"]["completion_tokens"] == 4
-    assert ep.requests[-1].operation == "InvokeEndpointWithResponseStream"
+    assert local_endpoint.requests[-1].operation == "InvokeEndpointWithResponseStream"
 
 
-def test_stream_json_chat_model(ep: Any, url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_stream_json_chat_model(local_endpoint: Any, url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "chat.yaml"
     config.write_text("kind: chat\nendpoint_name: openai\ncontent_handler: openai\nregion_name: us-east-1\n")
     code, out, err = run(capsys, "invoke", "--stream", "--json", "--config", str(config), "x y")
@@ -259,10 +259,10 @@ def test_stream_json_chat_model(ep: Any, url: str, tmp_path: Path, capsys: pytes
     lines = [json.loads(line) for line in out.splitlines()]
     assert "".join(item["delta"] for item in lines[:-1]) == lines[-1]["text"] == "Echo: x y"
     assert lines[-1]["model_provider"] == "amazon_sagemaker" and lines[-1]["finish_reason"] == "stop"
-    assert ep.requests[-1].operation == "InvokeEndpointWithResponseStream"
+    assert local_endpoint.requests[-1].operation == "InvokeEndpointWithResponseStream"
 
 
-def test_wrong_handler_hints_at_handler_flag(ep: Any, url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_handler_hints_at_handler_flag(local_endpoint: Any, url: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "invoke", "--endpoint", "openai", "--region", "us-east-1", "x")
     assert code == 1 and out == ""
     first, hint = err.splitlines()
@@ -276,7 +276,7 @@ def test_wrong_handler_hints_at_handler_flag(ep: Any, url: str, capsys: pytest.C
 
 
 def test_local_async_without_s3_names_the_flag(
-    ep: Any, url: str, capsys: pytest.CaptureFixture[str]
+    local_endpoint: Any, url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = run(
         capsys, "job", "submit", "--endpoint", "tgi", "--region", "us-east-1", "--inline", "hi"

@@ -26,14 +26,14 @@ Make = Callable[..., SageMakerEmbeddings]
 
 
 @pytest.fixture
-def make_embeddings(ep: LocalEndpoint) -> Make:
+def make_embeddings(local_endpoint: LocalEndpoint) -> Make:
     """``make_embeddings(endpoint_name, **fields)`` → SageMakerEmbeddings on the local endpoint
     (the preset of the same name unless ``content_handler`` is given)."""
 
     def make(endpoint_name: str, **fields: Any) -> SageMakerEmbeddings:
         fields.setdefault("max_retries", 0)
         fields.setdefault("content_handler", endpoint_name)
-        fields.setdefault("endpoint_url", ep.url)
+        fields.setdefault("endpoint_url", local_endpoint.url)
         return SageMakerEmbeddings(endpoint_name=endpoint_name, region_name="us-east-1", **fields)
 
     return make
@@ -49,8 +49,8 @@ def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     yield request.param
 
 
-def sent_texts(ep: LocalEndpoint, preset: str) -> list[list[str]]:
-    return [TEXTS_PATH[preset](json.loads(r.body)) for r in ep.requests]
+def sent_texts(local_endpoint: LocalEndpoint, preset: str) -> list[list[str]]:
+    return [TEXTS_PATH[preset](json.loads(r.body)) for r in local_endpoint.requests]
 
 
 # -- results -------------------------------------------------------------------------------
@@ -58,7 +58,7 @@ def sent_texts(ep: LocalEndpoint, preset: str) -> list[list[str]]:
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_documents_equal_queries_and_the_reference_model(
-    make_embeddings: Make, ep: LocalEndpoint, preset: str
+    make_embeddings: Make, local_endpoint: LocalEndpoint, preset: str
 ) -> None:
     texts = ["alpha", "beta", "alpha", 'quote " and \\ and 🦜', ""]
     embeddings = make_embeddings(preset)
@@ -66,8 +66,8 @@ def test_documents_equal_queries_and_the_reference_model(
     assert vectors == [embed_text(t) for t in texts]
     assert vectors[0] == vectors[2] != vectors[1]
     assert [embeddings.embed_query(t) for t in texts] == vectors
-    assert len(ep.requests) == 1 + len(texts)
-    assert all(r.status == 200 and r.operation == "InvokeEndpoint" for r in ep.requests)
+    assert len(local_endpoint.requests) == 1 + len(texts)
+    assert all(r.status == 200 and r.operation == "InvokeEndpoint" for r in local_endpoint.requests)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -79,34 +79,34 @@ async def test_async_equals_sync(make_embeddings: Make, preset: str, transport: 
     await embeddings.aclose()
 
 
-async def test_empty_input_sends_nothing(make_embeddings: Make, ep: LocalEndpoint) -> None:
+async def test_empty_input_sends_nothing(make_embeddings: Make, local_endpoint: LocalEndpoint) -> None:
     embeddings = make_embeddings("tei")
     assert embeddings.embed_documents([]) == []
     assert await embeddings.aembed_documents([]) == []
-    assert ep.requests == []
+    assert local_endpoint.requests == []
 
 
-def test_model_kwargs_reach_the_container(make_embeddings: Make, ep: LocalEndpoint) -> None:
+def test_model_kwargs_reach_the_container(make_embeddings: Make, local_endpoint: LocalEndpoint) -> None:
     tei = make_embeddings("tei", model_kwargs={"normalize": False, "dimensions": 4})
     assert tei.embed_query("x") == embed_text("x", dimensions=4, normalize=False)
     vllm = make_embeddings("openai-embeddings", model_kwargs={"dimensions": 8})
     assert vllm.embed_query("x") == embed_text("x", dimensions=8)
-    assert json.loads(ep.requests[-1].body)["encoding_format"] == "float"
+    assert json.loads(local_endpoint.requests[-1].body)["encoding_format"] == "float"
 
 
 # -- batching and concurrency ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-def test_batches_in_order(make_embeddings: Make, ep: LocalEndpoint, preset: str) -> None:
+def test_batches_in_order(make_embeddings: Make, local_endpoint: LocalEndpoint, preset: str) -> None:
     texts = [f"t{i}" for i in range(70)]
     vectors = make_embeddings(preset, batch_size=32, max_concurrency=1).embed_documents(texts)
     assert vectors == [embed_text(t) for t in texts]
-    assert sent_texts(ep, preset) == [texts[:32], texts[32:64], texts[64:]]
+    assert sent_texts(local_endpoint, preset) == [texts[:32], texts[32:64], texts[64:]]
 
 
 async def test_concurrent_batches_keep_input_order(
-    make_embeddings: Make, ep: LocalEndpoint, transport: str
+    make_embeddings: Make, local_endpoint: LocalEndpoint, transport: str
 ) -> None:
     texts = [f"t{i}" for i in range(70)]
     embeddings = make_embeddings("tei", batch_size=7)
@@ -114,53 +114,55 @@ async def test_concurrent_batches_keep_input_order(
     assert embeddings.embed_documents(texts) == expected
     assert await embeddings.aembed_documents(texts) == expected
     # The server sees the batches in any order; each one exactly once per call.
-    assert sorted(sent_texts(ep, "tei")) == sorted([texts[i : i + 7] for i in range(0, 70, 7)] * 2)
+    assert sorted(sent_texts(local_endpoint, "tei")) == sorted([texts[i : i + 7] for i in range(0, 70, 7)] * 2)
     await embeddings.aclose()
 
 
+@pytest.mark.serial  # timing-sensitive: run alone, after the parallel run
 def test_sync_batches_run_concurrently(
-    make_embeddings: Make, ep: LocalEndpoint, fault: Any
+    make_embeddings: Make, local_endpoint: LocalEndpoint, fault: Any
 ) -> None:
     embeddings = make_embeddings("tei", batch_size=4, max_concurrency=8)
     embeddings.embed_documents([f"warm {i}" for i in range(32)])  # client and connections
-    ep.faults = fault(latency_ms=200)
-    ep.reset_stats()
+    local_endpoint.faults = fault(latency_ms=200)
+    local_endpoint.reset_stats()
     started = time.monotonic()
     vectors = embeddings.embed_documents([f"q{i}" for i in range(32)])
     elapsed = time.monotonic() - started
-    assert len(vectors) == 32 and len(ep.requests) == 16
-    assert ep.peak_in_flight >= 6, ep.peak_in_flight
+    assert len(vectors) == 32 and len(local_endpoint.requests) == 16
+    assert local_endpoint.peak_in_flight >= 6, local_endpoint.peak_in_flight
     assert elapsed < 1.0, elapsed  # 8 batches × 200 ms, concurrently
 
 
+@pytest.mark.serial  # timing-sensitive: run alone, after the parallel run
 async def test_async_batches_run_concurrently(
-    make_embeddings: Make, ep: LocalEndpoint, fault: Any, transport: str
+    make_embeddings: Make, local_endpoint: LocalEndpoint, fault: Any, transport: str
 ) -> None:
     embeddings = make_embeddings("openai-embeddings", batch_size=4, max_concurrency=8)
     await embeddings.aembed_documents([f"warm {i}" for i in range(32)])
-    ep.faults = fault(latency_ms=200)
-    ep.reset_stats()
+    local_endpoint.faults = fault(latency_ms=200)
+    local_endpoint.reset_stats()
     started = time.monotonic()
     vectors = await embeddings.aembed_documents([f"q{i}" for i in range(32)])
     elapsed = time.monotonic() - started
     assert vectors == [embed_text(f"q{i}") for i in range(32)]
-    assert ep.peak_in_flight >= 6, ep.peak_in_flight
+    assert local_endpoint.peak_in_flight >= 6, local_endpoint.peak_in_flight
     assert elapsed < 1.0, elapsed
     await embeddings.aclose()
 
 
 async def test_max_concurrency_bounds_batches_in_flight(
-    make_embeddings: Make, ep: LocalEndpoint, fault: Any, transport: str
+    make_embeddings: Make, local_endpoint: LocalEndpoint, fault: Any, transport: str
 ) -> None:
     embeddings = make_embeddings("jumpstart-embeddings", batch_size=1, max_concurrency=2)
-    ep.faults = fault(latency_ms=50)
-    ep.reset_stats()
+    local_endpoint.faults = fault(latency_ms=50)
+    local_endpoint.reset_stats()
     embeddings.embed_documents([f"s{i}" for i in range(8)])
-    assert ep.peak_in_flight <= 2
-    ep.reset_stats()
+    assert local_endpoint.peak_in_flight <= 2
+    local_endpoint.reset_stats()
     await embeddings.aembed_documents([f"a{i}" for i in range(8)])
-    assert ep.peak_in_flight <= 2
-    assert len(ep.requests) == 16
+    assert local_endpoint.peak_in_flight <= 2
+    assert len(local_endpoint.requests) == 16
     await embeddings.aclose()
 
 
@@ -168,7 +170,7 @@ async def test_max_concurrency_bounds_batches_in_flight(
 
 
 async def test_inference_component_and_custom_attributes(
-    make_embeddings: Make, ep: LocalEndpoint, transport: str
+    make_embeddings: Make, local_endpoint: LocalEndpoint, transport: str
 ) -> None:
     embeddings = make_embeddings(
         "components",
@@ -179,7 +181,7 @@ async def test_inference_component_and_custom_attributes(
     )
     assert embeddings.embed_query("hi") == embed_text("hi")
     assert await embeddings.aembed_query("hi") == embed_text("hi")
-    for request in ep.requests:
+    for request in local_endpoint.requests:
         assert request.headers.get("x-amzn-sagemaker-inference-component") == "ic-tei"
         assert request.headers.get("x-amzn-sagemaker-custom-attributes") == "trace=t1"
         assert request.headers.get("x-amzn-sagemaker-inference-id") == "emb-1"
@@ -193,7 +195,7 @@ async def test_inference_component_and_custom_attributes(
 # -- errors ------------------------------------------------------------------------------------
 
 
-def test_container_rejection_is_a_model_error(make_embeddings: Make, ep: LocalEndpoint) -> None:
+def test_container_rejection_is_a_model_error(make_embeddings: Make, local_endpoint: LocalEndpoint) -> None:
     with pytest.raises(e.ModelError) as info:
         make_embeddings("tei", batch_size=33).embed_documents([f"t{i}" for i in range(33)])
     assert info.value.status_code == 424 and info.value.original_status_code == 422
@@ -204,18 +206,18 @@ def test_container_rejection_is_a_model_error(make_embeddings: Make, ep: LocalEn
 
 
 async def test_failed_batch_raises_its_typed_error_and_stops_the_call(
-    make_embeddings: Make, ep: LocalEndpoint, fault: Any, transport: str
+    make_embeddings: Make, local_endpoint: LocalEndpoint, fault: Any, transport: str
 ) -> None:
     texts = [f"t{i}" for i in range(8)]
     one_at_a_time = make_embeddings("tei", batch_size=2, max_concurrency=1)
-    ep.faults = fault(error_rates={"ModelError": 1.0})
+    local_endpoint.faults = fault(error_rates={"ModelError": 1.0})
     with pytest.raises(e.ModelError):
         one_at_a_time.embed_documents(texts)
-    assert len(ep.requests) == 1  # the batches after the failed one are never sent
-    ep.faults = fault(error_rates={"InternalDependencyException": 1.0})
+    assert len(local_endpoint.requests) == 1  # the batches after the failed one are never sent
+    local_endpoint.faults = fault(error_rates={"InternalDependencyException": 1.0})
     with pytest.raises(e.InternalDependencyError):
         await one_at_a_time.aembed_documents(texts)
-    assert len(ep.requests) == 2
+    assert len(local_endpoint.requests) == 2
     # Concurrent batches: the first failure is raised as is (not an exception group).
     concurrent = make_embeddings("tei", batch_size=2, max_concurrency=4)
     with pytest.raises(e.InternalDependencyError):
@@ -227,13 +229,13 @@ async def test_failed_batch_raises_its_typed_error_and_stops_the_call(
 
 
 async def test_retries_are_shared_with_the_llm(
-    make_embeddings: Make, ep: LocalEndpoint, fault: Any, transport: str
+    make_embeddings: Make, local_endpoint: LocalEndpoint, fault: Any, transport: str
 ) -> None:
-    ep.faults = fault(fail_next=["ThrottlingException", "ServiceUnavailable"])
+    local_endpoint.faults = fault(fail_next=["ThrottlingException", "ServiceUnavailable"])
     embeddings = make_embeddings("tei", max_retries=2)
     assert embeddings.embed_query("x") == embed_text("x")
-    assert len(ep.requests) == 3
-    ep.faults = fault(fail_next=["ThrottlingException"] * 3)
+    assert len(local_endpoint.requests) == 3
+    local_endpoint.faults = fault(fail_next=["ThrottlingException"] * 3)
     with pytest.raises(e.ThrottlingError):
         await embeddings.aembed_query("x")
     await embeddings.aclose()
@@ -244,7 +246,7 @@ def test_unknown_endpoint(make_embeddings: Make) -> None:
         make_embeddings("no-such-endpoint", content_handler="tei").embed_query("x")
 
 
-def test_count_mismatch_is_a_response_parse_error(make_embeddings: Make, ep: LocalEndpoint) -> None:
+def test_count_mismatch_is_a_response_parse_error(make_embeddings: Make, local_endpoint: LocalEndpoint) -> None:
     handler = {
         "name": "first-only",
         "input": "messages",
@@ -253,11 +255,11 @@ def test_count_mismatch_is_a_response_parse_error(make_embeddings: Make, ep: Loc
     }
     with pytest.raises(e.ResponseParseError, match="1 vectors for 3 input texts"):
         make_embeddings("tei", content_handler=handler).embed_documents(["a", "b", "c"])
-    assert len(ep.requests) == 1
+    assert len(local_endpoint.requests) == 1
 
 
 async def test_oversized_batch_is_refused_before_sending(
-    make_embeddings: Make, ep: LocalEndpoint
+    make_embeddings: Make, local_endpoint: LocalEndpoint
 ) -> None:
     # Every batch is rendered and checked before the first is sent: the last one is too big.
     texts = ["ok"] * 8 + ["x" * 1_000_000] * 8
@@ -266,13 +268,13 @@ async def test_oversized_batch_is_refused_before_sending(
         embeddings.embed_documents(texts)
     with pytest.raises(e.ConfigurationError, match="6 MiB"):
         await embeddings.aembed_documents(texts)
-    assert ep.requests == []
+    assert local_endpoint.requests == []
 
 
 async def test_timeout_is_typed(
-    make_embeddings: Make, ep: LocalEndpoint, fault: Any, transport: str
+    make_embeddings: Make, local_endpoint: LocalEndpoint, fault: Any, transport: str
 ) -> None:
-    ep.faults = fault(latency_ms=1500)
+    local_endpoint.faults = fault(latency_ms=1500)
     embeddings = make_embeddings("tei", timeout=0.3)
     with pytest.raises(e.RequestTimeoutError):
         await embeddings.aembed_query("x")

@@ -52,13 +52,13 @@ def test_readme_shows_the_langchain_aws_example_it_runs() -> None:
 
 @pytest.mark.parametrize("served", [True, False], ids=["make-demo", "in-process"])
 def test_quickstart_says_it_talks_to_the_local_echo_model(
-    ep: Any, served: bool, fresh_env: dict[str, str]
+    local_endpoint: Any, served: bool, fresh_env: dict[str, str]
 ) -> None:
     """``make demo`` runs the quickstart against ``sm-llm local serve`` (the URL variable set);
     alone it starts a local endpoint itself. Either way it says so and prints plain text."""
     env = dict(fresh_env)
     if served:
-        env.update(AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=ep.url, AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
+        env.update(AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=local_endpoint.url, AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / "quickstart.py")], capture_output=True, text=True, timeout=120, env=env
     )
@@ -66,25 +66,13 @@ def test_quickstart_says_it_talks_to_the_local_echo_model(
     out = result.stdout
     assert "local echo model" in out and "http://127.0.0.1:" in out
     if served:
-        assert ep.url in out and len(ep.requests) == 3
+        assert local_endpoint.url in out and len(local_endpoint.requests) == 3
     assert "{'" not in out and "'Echo" not in out  # no dict or string reprs
     assert "Echo: What stops at the full stop\n" in out
     assert "finish reason: stop, completion tokens: 7" in out
 
 
 # -- a plain install ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This checkout's wheel (built without isolation: the test venv has hatchling)."""
-    dist = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
-    )
-    (built,) = dist.glob("sm_llm-*.whl")
-    return built
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +88,7 @@ def plain(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _pip_install(venv: Path, requirement: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-         "--quiet", "--disable-pip-version-check", requirement],
+         "--quiet", "--disable-pip-version-check", "--no-compile", requirement],  # .pyc on first import
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr

@@ -94,20 +94,20 @@ class ChatHandler:
 
 
 @pytest.fixture
-def make_chat(ep: Any) -> Any:
+def make_chat(local_endpoint: Any) -> Any:
     def make(endpoint_name: str, **fields: Any) -> ChatSageMaker:
         fields.setdefault("max_retries", 0)
-        return ChatSageMaker(endpoint_name=endpoint_name, endpoint_url=ep.url, region_name="us-east-1", **fields)
+        return ChatSageMaker(endpoint_name=endpoint_name, endpoint_url=local_endpoint.url, region_name="us-east-1", **fields)
 
     return make
 
 
-def test_llm_handler_object_invokes(make_llm: Any, ep: Any) -> None:
+def test_llm_handler_object_invokes(make_llm: Any, local_endpoint: Any) -> None:
     handler = TgiHandler()
     llm = make_llm("tgi", content_handler=handler, model_kwargs={"max_new_tokens": 4},
                    endpoint_kwargs={"CustomAttributes": "accept_eula=true"})
     assert llm.invoke("one two three four five six") == "Echo: one two three"
-    request = ep.requests[-1]
+    request = local_endpoint.requests[-1]
     assert json.loads(request.body) == {"inputs": "one two three four five six", "parameters": {"max_new_tokens": 4}}
     assert request.headers["content-type"] == "application/json" and request.headers["accept"] == "application/json"
     assert request.headers["x-amzn-sagemaker-custom-attributes"] == "accept_eula=true"
@@ -137,7 +137,7 @@ def test_llm_handler_object_streams_line_by_line(make_llm: Any) -> None:
     assert "".join(asyncio.run(astream())) == "Echo: red green blue"
 
 
-def test_chat_handler_object_gets_messages(make_chat: Any, ep: Any) -> None:
+def test_chat_handler_object_gets_messages(make_chat: Any, local_endpoint: Any) -> None:
     handler = ChatHandler()
     chat = make_chat("openai", content_handler=handler, model_kwargs={"max_tokens": 5})
     reply = chat.invoke([SystemMessage("be brief"), HumanMessage("hello there")])
@@ -145,7 +145,7 @@ def test_chat_handler_object_gets_messages(make_chat: Any, ep: Any) -> None:
     assert reply.usage_metadata is not None and reply.usage_metadata["output_tokens"] == 3
     assert reply.response_metadata["finish_reason"] == "stop"
     assert handler.messages[-1] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]
-    assert json.loads(ep.requests[-1].body)["max_tokens"] == 5
+    assert json.loads(local_endpoint.requests[-1].body)["max_tokens"] == 5
 
 
 def test_chat_handler_object_streams(make_chat: Any) -> None:
@@ -155,7 +155,7 @@ def test_chat_handler_object_streams(make_chat: Any) -> None:
     assert all(isinstance(c, AIMessageChunk) for c in chunks)
 
 
-def test_handler_object_errors_are_typed(make_llm: Any, make_chat: Any, ep: Any) -> None:
+def test_handler_object_errors_are_typed(make_llm: Any, make_chat: Any, local_endpoint: Any) -> None:
     class Broken(TgiHandler):
         def transform_output(self, output: Any) -> str:
             raise KeyError("generated_text")
@@ -169,7 +169,7 @@ def test_handler_object_errors_are_typed(make_llm: Any, make_chat: Any, ep: Any)
     assert "Echo" in (info.value.body_snippet or "")
     with pytest.raises(ConfigurationError, match=r"BadInput\.transform_input failed: TypeError: no"):
         make_llm("tgi", content_handler=BadInput()).invoke("hi")
-    count = len(ep.requests)
+    count = len(local_endpoint.requests)
     with pytest.raises(ConfigurationError, match=r"max_tokens cannot be used with the langchain-aws handler .*model_kwargs"):
         make_llm("tgi", content_handler=TgiHandler(), max_tokens=5)
     with pytest.raises(ConfigurationError, match="max_tokens cannot be used"):
@@ -178,7 +178,7 @@ def test_handler_object_errors_are_typed(make_llm: Any, make_chat: Any, ep: Any)
         make_chat("openai", content_handler=ChatHandler()).bind_tools([{"type": "function", "function": {"name": "f", "parameters": {}}}])
     with pytest.raises(ConfigurationError, match="chat_template would be ignored"):
         make_chat("openai", content_handler=ChatHandler(), chat_template="llama3")
-    assert len(ep.requests) == count
+    assert len(local_endpoint.requests) == count
 
 
 def test_not_a_handler_is_named(make_llm: Any, make_chat: Any) -> None:
@@ -203,7 +203,7 @@ def test_handler_object_cannot_be_written_as_config(make_llm: Any) -> None:
 # -- the real langchain-aws base classes ------------------------------------------------------
 
 
-def test_real_langchain_aws_handlers(make_llm: Any, make_chat: Any, ep: Any) -> None:
+def test_real_langchain_aws_handlers(make_llm: Any, make_chat: Any, local_endpoint: Any) -> None:
     sagemaker_llm = pytest.importorskip("langchain_aws.llms.sagemaker_endpoint")
     sagemaker_chat = pytest.importorskip("langchain_aws.chat_models.sagemaker_endpoint")
 

@@ -25,10 +25,10 @@ class Joke(BaseModel):
 
 
 @pytest.mark.parametrize("endpoint", ["openai", "tgi", "lmi"])
-def test_json_mode_answers_the_keys_the_prompt_asks_for(ep: Any, endpoint: str) -> None:
-    chat = ChatSageMaker(endpoint_name=endpoint, endpoint_url=ep.url, region_name="us-east-1")
+def test_json_mode_answers_the_keys_the_prompt_asks_for(local_endpoint: Any, endpoint: str) -> None:
+    chat = ChatSageMaker(endpoint_name=endpoint, endpoint_url=local_endpoint.url, region_name="us-east-1")
     joke = chat.with_structured_output(Joke, method="json_mode").invoke(PROMPT)
     assert isinstance(joke, Joke) and joke.setup == PROMPT
-    assert json.loads(ep.requests[-1].body)["response_format"] == {"type": "json_object"}
+    assert json.loads(local_endpoint.requests[-1].body)["response_format"] == {"type": "json_object"}
     chunks = list(chat.bind(response_format={"type": "json_object"}).stream(PROMPT))
     assert set(json.loads("".join(str(c.content) for c in chunks))) == {"setup", "punchline"}

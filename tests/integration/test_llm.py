@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.prompts import PromptTemplate
 
@@ -16,10 +17,10 @@ PRESETS = ["tgi", "lmi", "openai", "jumpstart", "jumpstart-chat", "text2text"]
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-def test_every_preset_round_trips(make_llm: Any, ep: Any, preset: str) -> None:
+def test_every_preset_round_trips(make_llm: Any, local_endpoint: Any, preset: str) -> None:
     llm = make_llm(preset, content_handler=preset)
     assert llm.invoke("hello big world") == "Echo: hello big world"
-    request = ep.requests[-1]
+    request = local_endpoint.requests[-1]
     assert request.operation == "InvokeEndpoint"
     assert request.headers.get("content-type") == "application/json"
 
@@ -66,11 +67,11 @@ HOSTILE = [
 
 @pytest.mark.parametrize("preset", PRESETS)
 @pytest.mark.parametrize("prompt", HOSTILE)
-def test_hostile_prompts_arrive_byte_exact(make_llm: Any, ep: Any, preset: str, prompt: str) -> None:
+def test_hostile_prompts_arrive_byte_exact(make_llm: Any, local_endpoint: Any, preset: str, prompt: str) -> None:
     llm = make_llm(preset, content_handler=preset, max_tokens=64)
     reply = llm.invoke(prompt)
     assert reply == "Echo:" + "".join(" " + w for w in prompt.split())
-    body = json.loads(ep.requests[-1].body)
+    body = json.loads(local_endpoint.requests[-1].body)
     sent = {
         "tgi": lambda b: b["inputs"],
         "lmi": lambda b: b["inputs"],
@@ -85,70 +86,70 @@ def test_hostile_prompts_arrive_byte_exact(make_llm: Any, ep: Any, preset: str, 
 # -- routing -------------------------------------------------------------------------
 
 
-def test_target_model_field_per_call_and_bind(make_llm: Any, ep: Any) -> None:
+def test_target_model_field_per_call_and_bind(make_llm: Any, local_endpoint: Any) -> None:
     llm = make_llm("mme", target_model="model-a.tar.gz")
     assert llm.invoke("x").startswith("A:")
-    assert ep.requests[-1].headers.get("x-amzn-sagemaker-target-model") == "model-a.tar.gz"
+    assert local_endpoint.requests[-1].headers.get("x-amzn-sagemaker-target-model") == "model-a.tar.gz"
     assert llm.invoke("x", target_model="model-b.tar.gz").startswith("B:")
-    assert ep.requests[-1].headers.get("x-amzn-sagemaker-target-model") == "model-b.tar.gz"
+    assert local_endpoint.requests[-1].headers.get("x-amzn-sagemaker-target-model") == "model-b.tar.gz"
     assert llm.bind(target_model="model-b.tar.gz").invoke("x").startswith("B:")
     chain = PromptTemplate.from_template("say {thing}") | llm.bind(target_model="model-b.tar.gz")
     assert chain.invoke({"thing": "hi"}) == "B: say hi"
 
 
-def test_target_variant(make_llm: Any, ep: Any) -> None:
+def test_target_variant(make_llm: Any, local_endpoint: Any) -> None:
     llm = make_llm("variants")
     for variant in ("blue", "green"):
         result = llm.generate(["x"], target_variant=variant)
         assert result.generations[0][0].generation_info["invoked_production_variant"] == variant
-        assert ep.requests[-1].headers.get("x-amzn-sagemaker-target-variant") == variant
+        assert local_endpoint.requests[-1].headers.get("x-amzn-sagemaker-target-variant") == variant
 
 
-def test_target_container_hostname(make_llm: Any, ep: Any) -> None:
+def test_target_container_hostname(make_llm: Any, local_endpoint: Any) -> None:
     assert make_llm("multi-container", target_container_hostname="tgi-c").invoke("hi") == "Echo: hi"
-    assert ep.requests[-1].headers.get("x-amzn-sagemaker-target-container-hostname") == "tgi-c"
+    assert local_endpoint.requests[-1].headers.get("x-amzn-sagemaker-target-container-hostname") == "tgi-c"
     lmi = make_llm("multi-container", content_handler="lmi", target_container_hostname="lmi-c")
     assert lmi.invoke("hi") == "Echo: hi"
 
 
-def test_inference_component(make_llm: Any, ep: Any) -> None:
+def test_inference_component(make_llm: Any, local_endpoint: Any) -> None:
     llm = make_llm("components", content_handler="openai", inference_component_name="ic-openai")
     assert llm.invoke("hi") == "Echo: hi"
-    assert ep.requests[-1].headers.get("x-amzn-sagemaker-inference-component") == "ic-openai"
+    assert local_endpoint.requests[-1].headers.get("x-amzn-sagemaker-inference-component") == "ic-openai"
     assert llm._get_ls_params()["ls_model_name"] == "ic-openai"
 
 
-def test_custom_attributes_dict_and_echo(make_llm: Any, ep: Any) -> None:
+def test_custom_attributes_dict_and_echo(make_llm: Any, local_endpoint: Any) -> None:
     llm = make_llm("tgi", custom_attributes={"trace": "t1", "flag": True})
     info = llm.generate(["x"]).generations[0][0].generation_info
-    assert ep.requests[-1].headers.get("x-amzn-sagemaker-custom-attributes") == "trace=t1;flag=true"
+    assert local_endpoint.requests[-1].headers.get("x-amzn-sagemaker-custom-attributes") == "trace=t1;flag=true"
     assert info["custom_attributes"] == "trace=t1;flag=true"
     llm.invoke("x", custom_attributes="trace=t2")
-    assert ep.requests[-1].headers.get("x-amzn-sagemaker-custom-attributes") == "trace=t2"  # per call replaces the field
+    assert local_endpoint.requests[-1].headers.get("x-amzn-sagemaker-custom-attributes") == "trace=t2"  # per call replaces the field
 
 
-def test_jumpstart_chat_sends_accept_eula(make_llm: Any, ep: Any) -> None:
+def test_jumpstart_chat_sends_accept_eula(make_llm: Any, local_endpoint: Any) -> None:
     assert make_llm("jumpstart-chat", content_handler="jumpstart-chat").invoke("hi") == "Echo: hi"
-    assert "accept_eula=true" in ep.requests[-1].headers.get("x-amzn-sagemaker-custom-attributes")
+    assert "accept_eula=true" in local_endpoint.requests[-1].headers.get("x-amzn-sagemaker-custom-attributes")
     with pytest.raises(e.ModelError) as info:
         make_llm("jumpstart-chat", content_handler="jumpstart-chat").invoke("hi", custom_attributes="accept_eula=false")
     assert info.value.original_status_code == 400
 
 
-def test_explanations_and_inference_id_headers(make_llm: Any, ep: Any) -> None:
+def test_explanations_and_inference_id_headers(make_llm: Any, local_endpoint: Any) -> None:
     make_llm("tgi", enable_explanations=True, inference_id="req-42").invoke("x")
-    request = ep.requests[-1]
+    request = local_endpoint.requests[-1]
     assert request.headers.get("x-amzn-sagemaker-enable-explanations") == "`true`"
     assert request.headers.get("x-amzn-sagemaker-inference-id") == "req-42"
 
 
-def test_sessions_open_and_reuse(make_llm: Any, ep: Any) -> None:
+def test_sessions_open_and_reuse(make_llm: Any, local_endpoint: Any) -> None:
     llm = make_llm("lmi", content_handler="lmi")
     info = llm.generate(["hello"], session_id="NEW_SESSION").generations[0][0].generation_info
     session = info["new_session_id"].split(";")[0]
     assert "Expires=" in info["new_session_id"]
     assert llm.invoke("again", session_id=session) == "Echo: again"
-    assert ep.requests[-1].headers.get("x-amzn-sagemaker-session-id") == session
+    assert local_endpoint.requests[-1].headers.get("x-amzn-sagemaker-session-id") == session
     with pytest.raises(e.RequestValidationError):
         llm.invoke("x", session_id="unknown-session")
 
@@ -167,16 +168,16 @@ def test_sessions_open_and_reuse(make_llm: Any, ep: Any) -> None:
         ({"session_id": "bad_session"}, "session_id"),
     ],
 )
-def test_bad_routing_never_reaches_the_server(make_llm: Any, ep: Any, kwargs: dict[str, str], match: str) -> None:
+def test_bad_routing_never_reaches_the_server(make_llm: Any, local_endpoint: Any, kwargs: dict[str, str], match: str) -> None:
     llm = make_llm("tgi")
     with pytest.raises(ConfigurationError, match=match):
         llm.invoke("x", **kwargs)
     with pytest.raises(ConfigurationError, match=match):
         make_llm("tgi", **kwargs)
-    assert ep.requests == []
+    assert local_endpoint.requests == []
 
 
-def test_oversize_body_and_stream_only_rules_never_reach_the_server(make_llm: Any, ep: Any) -> None:
+def test_oversize_body_and_stream_only_rules_never_reach_the_server(make_llm: Any, local_endpoint: Any) -> None:
     llm = make_llm("tgi")
     with pytest.raises(ConfigurationError, match="asynchronous inference"):
         llm.invoke("x" * 6_291_456)
@@ -186,7 +187,7 @@ def test_oversize_body_and_stream_only_rules_never_reach_the_server(make_llm: An
         list(llm.stream("x", session_id="NEW_SESSION"))
     with pytest.raises(ConfigurationError, match="lone surrogate"):
         llm.invoke("bad \ud800")
-    assert ep.requests == []
+    assert local_endpoint.requests == []
 
 
 # -- errors ----------------------------------------------------------------------------
@@ -202,23 +203,24 @@ def test_oversize_body_and_stream_only_rules_never_reach_the_server(make_llm: An
         ("InternalFailure", e.InternalFailureError, 500, 3),
     ],
 )
-def test_error_classes_and_retries(make_llm: Any, ep: Any, fault: Any, code: str, cls: type, status: int, attempts: int) -> None:
-    ep.faults = fault(fail_next=[code] * 5)
+def test_error_classes_and_retries(make_llm: Any, local_endpoint: Any, fault: Any, code: str, cls: type, status: int, attempts: int) -> None:
+    local_endpoint.faults = fault(fail_next=[code] * 5)
     llm = make_llm("tgi", max_retries=2)
     with pytest.raises(cls) as info:
         llm.invoke("x")
-    assert info.value.status_code == status
-    assert isinstance(info.value.__cause__, Exception)
-    assert len(ep.requests) == attempts
+    assert info.value.status_code == status and info.value.error_code == code
+    cause = info.value.__cause__  # the service's error, chained as it arrived
+    assert isinstance(cause, ClientError) and cause.response["Error"]["Code"] == code, repr(cause)
+    assert len(local_endpoint.requests) == attempts
 
 
-def test_retry_then_success(make_llm: Any, ep: Any, fault: Any) -> None:
-    ep.faults = fault(fail_next=["ServiceUnavailable"])
+def test_retry_then_success(make_llm: Any, local_endpoint: Any, fault: Any) -> None:
+    local_endpoint.faults = fault(fail_next=["ServiceUnavailable"])
     assert make_llm("tgi", max_retries=2).invoke("ok") == "Echo: ok"
-    assert len(ep.requests) == 2
+    assert len(local_endpoint.requests) == 2
 
 
-def test_model_error_fields(make_llm: Any, ep: Any) -> None:
+def test_model_error_fields(make_llm: Any, local_endpoint: Any) -> None:
     with pytest.raises(e.ModelError) as info:
         # A body TGI rejects (inputs must be a string): the container answers 422.
         bad_body = {"request_template": '{"inputs": 5}', "response": {"text": "[0].generated_text"}}
@@ -228,7 +230,7 @@ def test_model_error_fields(make_llm: Any, ep: Any) -> None:
     assert err.original_message and "inputs" in err.original_message
     assert err.log_stream_arn and err.log_stream_arn.startswith("arn:aws:logs:")
     assert err.log_url and "cloudwatch" in err.log_url
-    assert len(ep.requests) == 1
+    assert len(local_endpoint.requests) == 1
 
 
 def test_unknown_endpoint(make_llm: Any) -> None:
@@ -236,14 +238,14 @@ def test_unknown_endpoint(make_llm: Any) -> None:
         make_llm("no-such-endpoint").invoke("x")
 
 
-def test_on_llm_error_fires_once(make_llm: Any, ep: Any, fault: Any) -> None:
+def test_on_llm_error_fires_once(make_llm: Any, local_endpoint: Any, fault: Any) -> None:
     class Counter(BaseCallbackHandler):
         errors = 0
 
         def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
             Counter.errors += 1
 
-    ep.faults = fault(fail_next=["ModelError"])
+    local_endpoint.faults = fault(fail_next=["ModelError"])
     with pytest.raises(e.ModelError):
         make_llm("tgi").invoke("x", config={"callbacks": [Counter()]})
     assert Counter.errors == 1
@@ -265,23 +267,23 @@ def test_secrets_never_in_repr(make_llm: Any) -> None:
 # -- concurrency ----------------------------------------------------------------------
 
 
-def test_batch_runs_concurrently_and_keeps_order(make_llm: Any, ep: Any, fault: Any) -> None:
-    ep.faults = fault(latency_ms=200)
-    ep.reset_stats()
+def test_batch_runs_concurrently_and_keeps_order(make_llm: Any, local_endpoint: Any, fault: Any) -> None:
+    local_endpoint.faults = fault(latency_ms=200)
+    local_endpoint.reset_stats()
     prompts = [f"prompt {i}" for i in range(16)]
     results = make_llm("tgi").batch(prompts)
     assert results == [f"Echo: prompt {i}" for i in range(16)]
-    assert ep.peak_in_flight >= 12
+    assert local_endpoint.peak_in_flight >= 12
 
 
-async def test_ainvoke_and_abatch(make_llm: Any, ep: Any, fault: Any) -> None:
+async def test_ainvoke_and_abatch(make_llm: Any, local_endpoint: Any, fault: Any) -> None:
     llm = make_llm("tgi")
     assert await llm.ainvoke("async hi") == "Echo: async hi"
-    ep.faults = fault(latency_ms=200)
-    ep.reset_stats()
+    local_endpoint.faults = fault(latency_ms=200)
+    local_endpoint.reset_stats()
     results = await llm.abatch([f"p{i}" for i in range(16)])
     assert results == [f"Echo: p{i}" for i in range(16)]
-    assert ep.peak_in_flight >= 12
+    assert local_endpoint.peak_in_flight >= 12
 
 
 def test_client_is_cached_and_closeable(make_llm: Any) -> None:

@@ -47,10 +47,10 @@ def test_one_debug_line_per_successful_call(
 
 @pytest.mark.parametrize("operation", ["invoke", "ainvoke", "stream"])
 def test_one_debug_line_for_a_non_retryable_error(
-    make_llm: Any, ep: Any, fault: Any, operation: str, caplog: pytest.LogCaptureFixture
+    make_llm: Any, local_endpoint: Any, fault: Any, operation: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="sm_llm")
-    ep.faults = fault(fail_next=["ModelError"])
+    local_endpoint.faults = fault(fail_next=["ModelError"])
     llm = make_llm("tgi", max_retries=2)
     with pytest.raises(e.ModelError):
         if operation == "invoke":
@@ -65,10 +65,10 @@ def test_one_debug_line_for_a_non_retryable_error(
 
 
 def test_retries_then_success_log_the_retry_and_one_call_line(
-    make_llm: Any, ep: Any, fault: Any, caplog: pytest.LogCaptureFixture
+    make_llm: Any, local_endpoint: Any, fault: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="sm_llm")
-    ep.faults = fault(fail_next=["ThrottlingException"])
+    local_endpoint.faults = fault(fail_next=["ThrottlingException"])
     make_llm("tgi", max_retries=2).invoke(PROMPT)
     lines = _lines(caplog)
     assert len(lines) == 2 and lines[0].startswith("retrying after ThrottlingError")
@@ -87,10 +87,10 @@ class _Starts(BaseCallbackHandler):
 
 
 @pytest.mark.parametrize("operation", ["invoke", "stream"])
-def test_invocation_params_name_endpoint_handler_routing_and_generation(ep: Any, operation: str) -> None:
+def test_invocation_params_name_endpoint_handler_routing_and_generation(local_endpoint: Any, operation: str) -> None:
     starts = _Starts()
     common: dict[str, Any] = {
-        "endpoint_url": ep.url, "region_name": "us-east-1", "temperature": 0.5, "max_tokens": 7,
+        "endpoint_url": local_endpoint.url, "region_name": "us-east-1", "temperature": 0.5, "max_tokens": 7,
         "top_p": 0.9, "stop": ["END"], "model_kwargs": {"seed": 3}, "target_variant": "blue",
         "aws_access_key_id": "AKIATEST", "aws_secret_access_key": "canary-invocation-params",
         "custom_attributes": "k=v-9a1",

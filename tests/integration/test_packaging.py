@@ -7,8 +7,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
 CHECK = """
 import sys, sm_llm
 from sm_llm.handlers import ContentHandler, list_presets, templates_dir
@@ -30,13 +28,7 @@ print("ok", len(names), len(chat))
 """
 
 
-def test_wheel_ships_presets(tmp_path: Path) -> None:
-    dist = tmp_path / "dist"
-    subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
-    )
-    (wheel,) = dist.glob("sm_llm-*.whl")
+def test_wheel_ships_presets(wheel: Path, tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "sm_llm/templates/handlers/tgi.yaml" in names
     assert "sm_llm/py.typed" in names

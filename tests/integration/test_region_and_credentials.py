@@ -4,46 +4,60 @@ aiobotocore client; a loopback endpoint reached with nothing configured."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
-import sys
 from typing import Any
 
 import pytest
 
 from sm_llm import ChatSageMaker, SageMakerLLM
+from sm_llm.cli import main
 from sm_llm.transports import aws
 
 
-def _scope(ep: Any) -> str:
+def _scope(local_endpoint: Any) -> str:
     """``KEY/DATE/REGION/sagemaker/aws4_request`` of the last request."""
-    authorization = ep.requests[-1].headers["authorization"]
+    authorization = local_endpoint.requests[-1].headers["authorization"]
     return str(authorization.split("Credential=", 1)[1].split(",", 1)[0])
 
 
-def test_cli_honours_aws_region(ep: Any, fresh_env: dict[str, str]) -> None:
-    env = {**fresh_env, "AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": ep.url}
+def test_cli_honours_aws_region(
+    local_endpoint: Any, fresh_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """In process, in the fresh shell's environment (no AWS variable but these, empty HOME)."""
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", fresh_env["HOME"])
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", local_endpoint.url)
+    code = main(["invoke", "--endpoint", "tgi", "hello there"])
+    assert (code, *capsys.readouterr()) == (0, "Echo: hello there\n", "")
+    assert _scope(local_endpoint).split("/")[2] == "eu-west-1"
+
+
+def test_console_script_in_a_fresh_shell_signs_with_the_local_defaults(
+    local_endpoint: Any, fresh_env: dict[str, str]
+) -> None:
+    """The one real process of the CLI's tests: the installed ``sm-llm`` script, found on the
+    fresh shell's PATH, streaming; everything else runs ``main(argv)`` in process."""
+    env = {**fresh_env, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": local_endpoint.url}
+    script = shutil.which("sm-llm", path=env["PATH"])
+    assert script is not None, "the sm-llm console script is not installed beside the interpreter"
     result = subprocess.run(
-        [sys.executable, "-m", "sm_llm.cli", "invoke", "--endpoint", "tgi", "hello there"],
+        [script, "invoke", "--stream", "--endpoint", "tgi", "hello there"],
         capture_output=True, text=True, timeout=60, env=env,
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, "Echo: hello there\n", "")
-    assert _scope(ep).split("/")[2] == "eu-west-1"
-
-
-def test_cli_in_a_fresh_shell_signs_with_the_local_defaults(ep: Any, fresh_env: dict[str, str]) -> None:
-    env = {**fresh_env, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": ep.url}
-    result = subprocess.run(
-        [sys.executable, "-m", "sm_llm.cli", "invoke", "--stream", "--endpoint", "tgi", "hello there"],
-        capture_output=True, text=True, timeout=60, env=env,
-    )
-    assert (result.returncode, result.stdout, result.stderr) == (0, "Echo: hello there\n", "")
-    key, _, region, service, _ = _scope(ep).split("/")
+    key, _, region, service, _ = _scope(local_endpoint).split("/")
     assert (key, region, service) == ("local", "us-east-1", "sagemaker")
+    assert local_endpoint.requests[-1].operation == "InvokeEndpointWithResponseStream"
 
 
 @pytest.mark.parametrize("transport", ["aio", "threads"])
 async def test_aws_region_ahead_of_aws_default_region(
-    ep: Any, monkeypatch: pytest.MonkeyPatch, transport: str
+    local_endpoint: Any, monkeypatch: pytest.MonkeyPatch, transport: str
 ) -> None:
     """The suite sets AWS_DEFAULT_REGION=us-east-1; AWS_REGION wins, sync and async."""
     if transport == "threads":
@@ -51,14 +65,14 @@ async def test_aws_region_ahead_of_aws_default_region(
     else:
         assert aws.AIO_AVAILABLE, "the aio extra must be installed for the test suite"
     monkeypatch.setenv("AWS_REGION", "eu-west-2")
-    llm = SageMakerLLM(endpoint_name="tgi", content_handler="tgi", endpoint_url=ep.url)
+    llm = SageMakerLLM(endpoint_name="tgi", content_handler="tgi", endpoint_url=local_endpoint.url)
     assert await llm.ainvoke("a") == "Echo: a"
-    assert _scope(ep).split("/")[2] == "eu-west-2"
+    assert _scope(local_endpoint).split("/")[2] == "eu-west-2"
     assert llm.invoke("b") == "Echo: b"
-    assert _scope(ep).split("/")[2] == "eu-west-2"
+    assert _scope(local_endpoint).split("/")[2] == "eu-west-2"
     await llm.aclose()
-    chat = ChatSageMaker(endpoint_name="openai", content_handler="openai", endpoint_url=ep.url,
+    chat = ChatSageMaker(endpoint_name="openai", content_handler="openai", endpoint_url=local_endpoint.url,
                          region_name="ap-south-1")
     assert "".join([str(c.content) async for c in chat.astream("c")]) == "Echo: c"
-    assert _scope(ep).split("/")[2] == "ap-south-1"  # the field beats the environment
+    assert _scope(local_endpoint).split("/")[2] == "ap-south-1"  # the field beats the environment
     await chat.aclose()

@@ -37,19 +37,19 @@ class Recorder(BaseCallbackHandler):
 
 @pytest.mark.parametrize("cls", [SageMakerLLM, ChatSageMaker])
 def test_canary_secret_never_in_logs_errors_or_callbacks(
-    cls: type, ep: Any, fault: Any, caplog: pytest.LogCaptureFixture
+    cls: type, local_endpoint: Any, fault: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="sm_llm")
     caplog.set_level(logging.DEBUG, logger="langchain_core")
     recorder = Recorder()
     adapter = cls(
-        endpoint_name="openai", content_handler="openai", endpoint_url=ep.url, region_name="us-east-1",
+        endpoint_name="openai", content_handler="openai", endpoint_url=local_endpoint.url, region_name="us-east-1",
         aws_access_key_id="AKIATESTKEY", aws_secret_access_key=CANARY, aws_session_token=f"tok-{CANARY}",
         max_retries=2,
     )
     adapter.invoke("hello", config={"callbacks": [recorder]})
     list(adapter.stream("stream me", config={"callbacks": [recorder]}))
-    ep.faults = fault(fail_next=["ServiceUnavailable", "ModelError"])
+    local_endpoint.faults = fault(fail_next=["ServiceUnavailable", "ModelError"])
     with pytest.raises(e.ModelError) as info:
         adapter.invoke("fails after a retry", config={"callbacks": [recorder]})
     texts = [caplog.text, str(info.value), repr(info.value), repr(info.value.__cause__), *recorder.seen]
@@ -90,7 +90,7 @@ def _call(llm: SageMakerLLM, operation: str, **kwargs: Any) -> Any:
     ("field", "operation"), [(f, op) for f, (_, ops) in ROUTING.items() for op in ops]
 )
 def test_header_values_with_control_characters_never_reach_the_server(
-    make_llm: Any, ep: Any, field: str, operation: str, tail: str
+    make_llm: Any, local_endpoint: Any, field: str, operation: str, tail: str
 ) -> None:
     llm = make_llm("tgi")
     value = ROUTING[field][0] + tail
@@ -99,7 +99,7 @@ def test_header_values_with_control_characters_never_reach_the_server(
     if field == "custom_attributes":  # and in a mapping's value
         with pytest.raises(ConfigurationError, match=field):
             _call(llm, operation, custom_attributes={"a": "1" + tail})
-    assert ep.requests == []
+    assert local_endpoint.requests == []
 
 
 @pytest.mark.parametrize(
@@ -114,21 +114,21 @@ def test_header_values_with_control_characters_never_reach_the_server(
     ],
     ids=repr,
 )
-def test_bad_fields_are_refused_at_construction(ep: Any, fields: dict[str, Any], match: str) -> None:
-    fields = {"endpoint_name": "tgi", "endpoint_url": ep.url, "region_name": "us-east-1", **fields}
+def test_bad_fields_are_refused_at_construction(local_endpoint: Any, fields: dict[str, Any], match: str) -> None:
+    fields = {"endpoint_name": "tgi", "endpoint_url": local_endpoint.url, "region_name": "us-east-1", **fields}
     with pytest.raises(ConfigurationError, match=match):
         SageMakerLLM(**fields)
-    assert ep.requests == []
+    assert local_endpoint.requests == []
 
 
 # -- SECURITY.md §4: error messages stay small whatever the container answers -----------------
 
 
 @pytest.mark.parametrize("operation", ["invoke", "ainvoke", "stream"])
-def test_a_container_error_with_a_megabyte_body_gives_a_short_message(ep: Any, operation: str) -> None:
+def test_a_container_error_with_a_megabyte_body_gives_a_short_message(local_endpoint: Any, operation: str) -> None:
     # The openai container quotes the bad value back: a 1 MB body inside a 424 ModelError.
     chat = ChatSageMaker(
-        endpoint_name="openai", content_handler="openai", endpoint_url=ep.url, region_name="us-east-1",
+        endpoint_name="openai", content_handler="openai", endpoint_url=local_endpoint.url, region_name="us-east-1",
         max_retries=0, model_kwargs={"temperature": "x" * 1_000_000},
     )
     with pytest.raises(e.ModelError) as info:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 import yaml
 
 from sm_llm import ChatSageMaker, ConfigurationError, ContentHandler, SageMakerLLM, load_config
+from sm_llm.cli import main
 from sm_llm.config import config_schema
 
 DATA = Path(__file__).parent / "data" / "configs"
@@ -149,7 +149,18 @@ def test_models_defaults_and_name(tmp_path: Path) -> None:
         SageMakerLLM.from_yaml(path, name="b")
 
 
-def test_secrets_never_written_or_shown(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def _cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *argv: str) -> tuple[int, str, str]:
+    """``main(argv)`` in process: exit code, stdout, stderr."""
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() replaces it
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_secrets_never_written_or_shown(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     caplog.set_level(logging.DEBUG)
     path = tmp_path / "s.yaml"
     path.write_text(f"kind: chat\nendpoint_name: ep\naws_access_key_id: AKIA{CANARY}\naws_secret_access_key: {CANARY}\n")
@@ -157,13 +168,11 @@ def test_secrets_never_written_or_shown(tmp_path: Path, caplog: pytest.LogCaptur
         adapter = load_config(path)
     for text in (adapter.to_yaml(), json.dumps(adapter.to_config()), repr(adapter), str(adapter), caplog.text):
         assert CANARY not in text
-    result = subprocess.run(
-        [sys.executable, "-m", "sm_llm.cli", "config", "check", str(path)], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert CANARY not in result.stdout + result.stderr
-    assert "aws_secret_access_key: '****'" in result.stdout
-    assert "literal secret" in result.stderr
+    code, out, err = _cli(capsys, monkeypatch, "config", "check", str(path))
+    assert code == 0, err
+    assert CANARY not in out + err + caplog.text
+    assert "aws_secret_access_key: '****'" in out
+    assert err.startswith("sm-llm: warning: ") and "literal secret" in err
 
 
 def test_no_warning_for_interpolated_secret(monkeypatch: pytest.MonkeyPatch, recwarn: pytest.WarningsRecorder) -> None:
@@ -194,16 +203,12 @@ def test_schema_accepts_examples_and_rejects_malformed() -> None:
         assert not list(validator.iter_errors(document)), document
 
 
-def test_cli_schema_and_check_errors(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "sm_llm.cli", "config", "schema"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and json.loads(result.stdout)["title"] == "sm_llm configuration"
-    bad = subprocess.run(
-        [sys.executable, "-m", "sm_llm.cli", "config", "check", str(DATA / "negative_max_tokens.yaml")],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert bad.returncode == 2
-    assert "negative_max_tokens.yaml:7 models.summariser.max_tokens: must be greater than 0" in bad.stderr
-    assert "Traceback" not in bad.stderr
+def test_cli_schema_and_check_errors(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = _cli(capsys, monkeypatch, "config", "schema")
+    assert code == 0 and json.loads(out) == config_schema()
+    code, out, err = _cli(capsys, monkeypatch, "config", "check", str(DATA / "negative_max_tokens.yaml"))
+    assert code == 2 and out == ""
+    assert "negative_max_tokens.yaml:7 models.summariser.max_tokens: must be greater than 0" in err
 
 
 _HANDLER = "name: {name}\nrequest_template: '{{{{ {{\"x\": prompt}} | tojson }}}}'\nresponse: {{text: y}}\n"

@@ -69,17 +69,17 @@ def route_ep() -> Iterator[LocalEndpoint]:
 
 
 @pytest.fixture
-def ep(route_ep: LocalEndpoint) -> Iterator[LocalEndpoint]:
+def endpoint_under_test(route_ep: LocalEndpoint) -> Iterator[LocalEndpoint]:
     route_ep.wait_idle(5.0)
     route_ep.reset()
     yield route_ep
 
 
 @pytest.fixture
-def client(ep: LocalEndpoint, make_bearer_token: Callable[..., str]) -> Callable[..., openai.OpenAI]:
+def client(endpoint_under_test: LocalEndpoint, make_bearer_token: Callable[..., str]) -> Callable[..., openai.OpenAI]:
     def make(endpoint: str = "vllm", component: str | None = None, token: str | None = None) -> openai.OpenAI:
         return openai.OpenAI(
-            base_url=ep.openai_base_url(endpoint, component),
+            base_url=endpoint_under_test.openai_base_url(endpoint, component),
             api_key=token or make_bearer_token(),
             max_retries=0,
             timeout=10,
@@ -110,11 +110,11 @@ def _events(body: bytes) -> list[Any]:
 
 
 @pytest.mark.parametrize("endpoint", ["vllm", "lmi", "tgi"])
-def test_chat_with_empty_model(client: Callable[..., openai.OpenAI], ep: LocalEndpoint, endpoint: str) -> None:
+def test_chat_with_empty_model(client: Callable[..., openai.OpenAI], endpoint_under_test: LocalEndpoint, endpoint: str) -> None:
     reply = client(endpoint).chat.completions.create(model="", messages=HELLO, max_tokens=20)
     assert reply.choices[0].message.content == "Echo: hello there"
     assert reply.usage is not None and reply.usage.completion_tokens == 3
-    record = ep.requests[-1]
+    record = endpoint_under_test.requests[-1]
     assert (record.operation, record.endpoint_name, record.status) == ("OpenAIChatCompletions", endpoint, 200)
     assert json.loads(record.body)["model"] == ""  # passed to the container as is
     assert record.headers["authorization"] == "Bearer <redacted>"
@@ -122,9 +122,9 @@ def test_chat_with_empty_model(client: Callable[..., openai.OpenAI], ep: LocalEn
 
 @pytest.mark.parametrize("endpoint", ["vllm", "lmi", "tgi"])
 def test_stream_is_the_containers_sse(
-    ep: LocalEndpoint, make_bearer_token: Callable[..., str], client: Callable[..., openai.OpenAI], endpoint: str
+    endpoint_under_test: LocalEndpoint, make_bearer_token: Callable[..., str], client: Callable[..., openai.OpenAI], endpoint: str
 ) -> None:
-    url = ep.openai_base_url(endpoint) + "/chat/completions"
+    url = endpoint_under_test.openai_base_url(endpoint) + "/chat/completions"
     body = {"model": "", "messages": HELLO, "stream": True}
     status, headers, raw = _post(url, body, {"Authorization": f"Bearer {make_bearer_token()}"})
     assert status == 200
@@ -148,10 +148,10 @@ def test_tool_call_whole_and_streamed(client: Callable[..., openai.OpenAI]) -> N
     assert json.loads(arguments) == json.loads(call.function.arguments)  # type: ignore[union-attr]
 
 
-def test_component_in_the_path(client: Callable[..., openai.OpenAI], ep: LocalEndpoint) -> None:
+def test_component_in_the_path(client: Callable[..., openai.OpenAI], endpoint_under_test: LocalEndpoint) -> None:
     reply = client("ics", "ic-openai").chat.completions.create(model="", messages=HELLO)
     assert reply.choices[0].message.content == "IC: hello there"
-    assert ep.requests[-1].component == "ic-openai"
+    assert endpoint_under_test.requests[-1].component == "ic-openai"
 
 
 def test_unknown_component_is_400(client: Callable[..., openai.OpenAI]) -> None:
@@ -182,8 +182,8 @@ def test_container_error_is_a_model_error_with_the_containers_status(client: Cal
     assert "'temperature' must be a number in [0, 2]" in body["message"]
 
 
-def test_injected_throttling_in_the_openai_envelope(client: Callable[..., openai.OpenAI], ep: LocalEndpoint) -> None:
-    ep.faults = FaultConfig(fail_next=["ThrottlingException"])
+def test_injected_throttling_in_the_openai_envelope(client: Callable[..., openai.OpenAI], endpoint_under_test: LocalEndpoint) -> None:
+    endpoint_under_test.faults = FaultConfig(fail_next=["ThrottlingException"])
     with pytest.raises(openai.RateLimitError) as info:
         client().chat.completions.create(model="", messages=HELLO)
     assert info.value.body == {
@@ -194,8 +194,8 @@ def test_injected_throttling_in_the_openai_envelope(client: Callable[..., openai
     }
 
 
-def test_other_openai_paths_are_404(ep: LocalEndpoint, make_bearer_token: Callable[..., str]) -> None:
-    status, _, raw = _post(ep.openai_base_url("vllm") + "/completions", {"prompt": "x"}, {})
+def test_other_openai_paths_are_404(endpoint_under_test: LocalEndpoint, make_bearer_token: Callable[..., str]) -> None:
+    status, _, raw = _post(endpoint_under_test.openai_base_url("vllm") + "/completions", {"prompt": "x"}, {})
     assert status == 404
     assert json.loads(raw)["error"]["code"] == "unknown_operation"
 
@@ -230,9 +230,9 @@ def _auth_cases(make: Callable[..., str]) -> dict[str, tuple[dict[str, str] | No
     ["missing", "malformed", "not bearer", "bad prefix", "expired", "wrong signature", "unknown key",
      "other region", "sigv4"],
 )
-def test_auth_failures(ep: LocalEndpoint, make_bearer_token: Callable[..., str], case: str) -> None:
+def test_auth_failures(endpoint_under_test: LocalEndpoint, make_bearer_token: Callable[..., str], case: str) -> None:
     headers, status, code = _auth_cases(make_bearer_token)[case]
-    url = ep.openai_base_url("vllm") + "/chat/completions"
+    url = endpoint_under_test.openai_base_url("vllm") + "/chat/completions"
     if headers is None:
         headers = _sigv4_header(url)
     got, _, raw = _post(url, {"model": "", "messages": HELLO}, headers)
@@ -241,7 +241,7 @@ def test_auth_failures(ep: LocalEndpoint, make_bearer_token: Callable[..., str],
     assert set(error) == {"message", "type", "param", "code"}
     assert error["code"] == code
     assert error["type"] == ("authentication_error" if status == 401 else "permission_error")
-    assert ep.requests[-1].status == status
+    assert endpoint_under_test.requests[-1].status == status
 
 
 def test_auth_failures_through_the_sdk(client: Callable[..., openai.OpenAI], make_bearer_token: Callable[..., str]) -> None:
@@ -270,8 +270,8 @@ def test_tokens_work_on_the_shared_endpoint_with_the_test_credentials(
 # -- scale to zero ------------------------------------------------------------------------
 
 
-def test_no_capacity_on_the_invocations_wire_then_scale_up(ep: LocalEndpoint, runtime_client_factory: Any) -> None:
-    runtime = runtime_client_factory(ep.url)
+def test_no_capacity_on_the_invocations_wire_then_scale_up(endpoint_under_test: LocalEndpoint, runtime_client_factory: Any) -> None:
+    runtime = runtime_client_factory(endpoint_under_test.url)
     body = json.dumps({"messages": HELLO}).encode()
     for _ in range(2):
         with pytest.raises(ClientError) as info:
@@ -299,9 +299,9 @@ def test_no_capacity_on_the_openai_route_then_scale_up(client: Callable[..., ope
 
 
 def test_no_capacity_for_some_seconds_on_both_wires(
-    client: Callable[..., openai.OpenAI], ep: LocalEndpoint, runtime_client_factory: Any
+    client: Callable[..., openai.OpenAI], endpoint_under_test: LocalEndpoint, runtime_client_factory: Any
 ) -> None:
-    runtime = runtime_client_factory(ep.url)
+    runtime = runtime_client_factory(endpoint_under_test.url)
     body = json.dumps({"messages": HELLO}).encode()
     with pytest.raises(ClientError, match="has no capacity"):
         runtime.invoke_endpoint(EndpointName="ics", InferenceComponentName="cold-t", Body=body)
@@ -322,7 +322,7 @@ REASONING = 'Let me think about "hello there".'
     "ask", [{"reasoning_effort": "low"}, {"chat_template_kwargs": {"enable_thinking": True}}]
 )
 def test_reasoning_whole_on_both_wires(
-    ep: LocalEndpoint, client: Callable[..., openai.OpenAI], runtime_client_factory: Any,
+    endpoint_under_test: LocalEndpoint, client: Callable[..., openai.OpenAI], runtime_client_factory: Any,
     endpoint: str, field: str, ask: dict[str, Any],
 ) -> None:
     reply = client(endpoint).chat.completions.create(model="", messages=HELLO, extra_body=ask)
@@ -330,7 +330,7 @@ def test_reasoning_whole_on_both_wires(
     assert (message[field], message["content"]) == (REASONING, "Echo: hello there")
     other = "reasoning_content" if field == "reasoning" else "reasoning"
     assert other not in message
-    runtime = runtime_client_factory(ep.url)
+    runtime = runtime_client_factory(endpoint_under_test.url)
     raw = runtime.invoke_endpoint(EndpointName=endpoint, Body=json.dumps({"messages": HELLO, **ask}))
     assert json.loads(raw["Body"].read())["choices"][0]["message"][field] == REASONING
 
@@ -346,12 +346,12 @@ def _stream_deltas(events: list[Any]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize(("endpoint", "field"), [("vllm", "reasoning"), ("vllm-old", "reasoning_content")])
 def test_reasoning_streamed_first_on_both_wires(
-    ep: LocalEndpoint, make_bearer_token: Callable[..., str], runtime_client_factory: Any, endpoint: str, field: str
+    endpoint_under_test: LocalEndpoint, make_bearer_token: Callable[..., str], runtime_client_factory: Any, endpoint: str, field: str
 ) -> None:
     body = {"model": "", "messages": HELLO, "stream": True, "reasoning_effort": "medium"}
-    _, _, raw = _post(ep.openai_base_url(endpoint) + "/chat/completions", body,
+    _, _, raw = _post(endpoint_under_test.openai_base_url(endpoint) + "/chat/completions", body,
                       {"Authorization": f"Bearer {make_bearer_token()}"})
-    runtime = runtime_client_factory(ep.url)
+    runtime = runtime_client_factory(endpoint_under_test.url)
     stream = runtime.invoke_endpoint_with_response_stream(EndpointName=endpoint, Body=json.dumps(body))
     payload = b"".join(event["PayloadPart"]["Bytes"] for event in stream["Body"])
     for wire in (raw, payload):
@@ -385,10 +385,10 @@ def test_reasoning_deltas_come_before_tool_call_deltas(client: Callable[..., ope
 # -- langchain-openai -----------------------------------------------------------------------
 
 
-def test_langchain_chat_openai(ep: LocalEndpoint, make_bearer_token: Callable[..., str]) -> None:
+def test_langchain_chat_openai(endpoint_under_test: LocalEndpoint, make_bearer_token: Callable[..., str]) -> None:
     langchain_openai = pytest.importorskip("langchain_openai")
     model = langchain_openai.ChatOpenAI(
-        base_url=ep.openai_base_url("ics", "ic-openai"), api_key=make_bearer_token(), model="", max_retries=0
+        base_url=endpoint_under_test.openai_base_url("ics", "ic-openai"), api_key=make_bearer_token(), model="", max_retries=0
     )
     assert model.invoke("hello there").content == "IC: hello there"
     assert "".join(str(chunk.content) for chunk in model.stream("hello there")) == "IC: hello there"

@@ -54,6 +54,7 @@ def test_refuses_non_loopback_host() -> None:
     LocalEndpoint(host="0.0.0.0", allow_remote=True)  # not started: nothing bound
 
 
+@pytest.mark.serial  # timing-sensitive: run alone, after the parallel run
 def test_stop_closes_idle_keep_alive_connections() -> None:
     endpoint = LocalEndpoint().start()
     before = set(threading.enumerate())

@@ -136,6 +136,7 @@ def test_early_close_marks_client_disconnected(
     assert local_endpoint.wait_idle(5)
 
 
+@pytest.mark.serial  # timing-sensitive: run alone, after the parallel run
 def test_concurrency_peak_in_flight(local_endpoint: LocalEndpoint, runtime_client_factory: Any) -> None:
     client = runtime_client_factory(local_endpoint.url, max_pool_connections=64)
     local_endpoint.faults = FaultConfig(latency_ms=200)
