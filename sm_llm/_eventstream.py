@@ -33,6 +33,7 @@ from sm_llm import errors as e
 __all__ = [
     "MAX_HEADERS_LENGTH",
     "MAX_PAYLOAD_LENGTH",
+    "ErrorEvent",
     "Event",
     "EventStreamDecodeError",
     "EventStreamDecoder",
@@ -107,39 +108,47 @@ class Event:
     """One decoded event-stream message.
 
     ``kind`` is what botocore names it: the ``:event-type`` of an event (``"PayloadPart"``,
-    or another type, which botocore's stream skips), or the error code of an exception or
-    error message (``"ModelStreamError"``, ``"InternalStreamFailure"``, an unmodeled
-    ``:error-code``, or ``""``). ``is_error`` is true for ``:message-type`` ``exception``
-    and ``error``, which botocore raises as ``EventStreamError``; ``message`` and
-    ``error_code`` are then the error's ``Message`` (as botocore reads it) and, for
-    ``ModelStreamError``, its ``ErrorCode`` (which botocore drops).
+    or another type, which botocore's stream skips), or, for an :class:`ErrorEvent`, the
+    error code. ``headers`` are all the message's headers; ``payload`` its bytes.
     """
 
-    __slots__ = ("error_code", "headers", "is_error", "kind", "message", "payload")
+    __slots__ = ("headers", "kind", "payload")
 
-    def __init__(
-        self,
-        kind: str,
-        payload: bytes,
-        headers: Mapping[str, HeaderValue],
-        is_error: bool = False,
-        message: str | None = None,
-        error_code: str | None = None,
-    ) -> None:
+    is_error = False
+    """True for an :class:`ErrorEvent` (``:message-type`` ``exception`` or ``error``)."""
+    message: str | None = None
+    error_code: str | None = None
+
+    def __init__(self, kind: str, payload: bytes, headers: Mapping[str, HeaderValue]) -> None:
         self.kind = kind
         self.payload = payload
         self.headers = headers
-        self.is_error = is_error
-        self.message = message
-        self.error_code = error_code
 
     def __repr__(self) -> str:
         extra = f", message={self.message!r}" if self.is_error else ""
-        return f"Event(kind={self.kind!r}, payload={self.payload[:40]!r}{extra})"
+        return f"{type(self).__name__}(kind={self.kind!r}, payload={self.payload[:40]!r}{extra})"
 
     def error_response(self) -> dict[str, Any]:
         """The error as botocore's parser gives it (``EventStreamError.response``)."""
         return {"Error": {"Code": self.kind, "Message": self.message or ""}}
+
+
+class ErrorEvent(Event):
+    """A message botocore raises as ``EventStreamError``: ``kind`` is the modeled
+    exception type (``"ModelStreamError"``, ``"InternalStreamFailure"``), else the
+    unmodeled ``:error-code`` (or ``""``). ``message`` is the error's ``Message`` as
+    botocore reads it; ``error_code`` the ``ErrorCode`` of a ``ModelStreamError`` (which
+    botocore drops). :func:`stream_error` turns it into the exception to raise.
+    """
+
+    __slots__ = ("error_code", "message")
+    is_error = True
+
+    def __init__(self, kind: str, payload: bytes, headers: Mapping[str, HeaderValue],
+                 message: str, error_code: str | None = None) -> None:
+        super().__init__(kind, payload, headers)
+        self.message = message
+        self.error_code = error_code
 
 
 def _event(headers: Mapping[str, HeaderValue], payload: bytes) -> Event:
@@ -154,13 +163,13 @@ def _event(headers: Mapping[str, HeaderValue], payload: bytes) -> Event:
         body = _json_object(payload)
         message = body.get("Message") if _EXCEPTION_MEMBERS[exception_type] else None
         error_code = body.get("ErrorCode") if exception_type == "ModelStreamError" else None
-        return Event(
-            exception_type, payload, headers, True,
+        return ErrorEvent(
+            exception_type, payload, headers,
             "" if message is None else str(message),
             error_code if isinstance(error_code, str) else None,
         )
     code, text = headers.get(":error-code", ""), headers.get(":error-message", "")
-    return Event(str(code), payload, headers, True, str(text))
+    return ErrorEvent(str(code), payload, headers, str(text))
 
 
 def _json_object(payload: bytes) -> dict[str, Any]:
