@@ -2,7 +2,7 @@
 
 It decodes the body of ``InvokeEndpointWithResponseStream`` exactly as botocore's
 ``EventStreamBuffer`` and event-stream parser do (wire reference §2), with no botocore
-import and about a tenth of the cost per event. Feed it bytes split anywhere; it
+import and a fifth to a sixth of its cost per event. Feed it bytes split anywhere; it
 returns whole :class:`Event` objects.
 
 Frame (big-endian): ``total_length u32 | headers_length u32 | prelude_crc u32 | headers
