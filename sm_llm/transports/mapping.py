@@ -12,7 +12,7 @@ from typing import Any
 from sm_llm import errors as e
 from sm_llm.transports.clients import no_region_error
 
-__all__ = ["log_url_from_arn", "map_error", "mapped"]
+__all__ = ["client_error", "log_url_from_arn", "map_error", "mapped"]
 
 
 @contextmanager
@@ -88,7 +88,7 @@ def map_error(
         return e.StreamError(f"{where}: the stream broke: {type(exc).__name__}: {_quote(exc)}",
                              partial_text=partial_text)
     if isinstance(exc, bx.ClientError):
-        return _client_error(exc, where, partial_text)
+        return client_error(exc, where, partial_text)
     if isinstance(exc, (bx.ReadTimeoutError, bx.ConnectTimeoutError)):
         if partial_text:
             return e.StreamError(f"{where}: the stream stalled: {_quote(exc)}", partial_text=partial_text)
@@ -136,7 +136,8 @@ def _service_message(message: str, original: object) -> str:
     return _quote(message)
 
 
-def _client_error(exc: Any, where: str, partial_text: str) -> e.SageMakerError:
+def client_error(exc: Any, where: str, partial_text: str) -> e.SageMakerError:
+    """A modelled service error (anything with botocore's ``response`` shape) → its typed error."""
     response: dict[str, Any] = getattr(exc, "response", {}) or {}
     error = response.get("Error", {})
     code = str(error.get("Code", ""))
