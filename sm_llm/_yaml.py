@@ -83,7 +83,13 @@ class _Loader(yaml.SafeLoader):
 _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)
 
 
-def _error(exc: yaml.YAMLError, source: str) -> ConfigurationError:
+def _error(exc: yaml.YAMLError, source: str, text: str) -> ConfigurationError:
+    if isinstance(exc, yaml.reader.ReaderError):  # no mark: its str() spans two lines
+        line = text.count("\n", 0, exc.position) + 1
+        character = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return ConfigurationError(
+            f"{source}:{line}: not valid YAML: unacceptable character #x{character:04x}: {exc.reason}"
+        )
     mark = getattr(exc, "problem_mark", None)
     where = f"{source}:{mark.line + 1}" if mark is not None else source
     problem = getattr(exc, "problem", None) or str(exc)
@@ -100,7 +106,7 @@ def load_with_nodes(text: str, source: str) -> tuple[Any, Any]:
         finally:
             loader.dispose()
     except yaml.YAMLError as exc:
-        raise _error(exc, source) from exc
+        raise _error(exc, source, text) from exc
     except RecursionError as exc:  # pragma: no cover - MAX_DEPTH keeps well below the limit
         raise ConfigurationError(f"{source}: not valid YAML: nested too deeply") from exc
     return data, node
