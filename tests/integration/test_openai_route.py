@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.load import dumpd
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field, SecretStr
@@ -298,7 +299,8 @@ def test_a_bad_fixed_token_fails_once_and_is_not_quoted(
         chat.invoke("x")
     assert info.value.status_code == 401
     assert len(ep.requests) == 1  # not retried: a fixed token cannot be renewed
-    for text in (str(info.value), repr(chat), str(chat.to_config()), caplog.text, repr(chat.engine.transport)):
+    for text in (str(info.value), repr(chat), str(chat.to_config()), str(dumpd(chat)), caplog.text,
+                 repr(chat.engine.transport), chat.to_yaml()):
         assert token not in text
 
 
