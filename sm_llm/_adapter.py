@@ -240,6 +240,10 @@ class AdapterBase(BaseModel):
         """How replies become generations, for asynchronous jobs (none by default)."""
         return None
 
+    def _new_transport(self) -> Transport:
+        """The transport the fields describe (when none was given): botocore."""
+        return BotocoreTransport(self._settings(), client=self.client)
+
     @property
     def engine(self) -> Engine:
         """The adapter's :class:`~sm_llm.engine.Engine`, created on first use (cheap: clients
@@ -249,7 +253,7 @@ class AdapterBase(BaseModel):
             with self._engine_lock:
                 engine = self._engine
                 if engine is None:
-                    transport = self.transport or BotocoreTransport(self._settings(), client=self.client)
+                    transport = self.transport or self._new_transport()
                     engine = self._engine = Engine(
                         transport, self._spec(), policy=self._policy(), replies=self._replies(),
                         max_workers=self.max_connections,

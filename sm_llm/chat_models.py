@@ -7,10 +7,15 @@ Two ways to talk to a model:
 * **text containers** (``tgi``, ``lmi``, ``jumpstart``) receive a prompt that a
   Hugging Face chat template (``chat_template="llama3"``, a file, or an inline
   string) renders from the messages.
+
+Two wires: ``api="invocations"`` (``InvokeEndpoint``, the default) and ``api="openai"``,
+SageMaker's OpenAI-compatible route with bearer tokens
+(:class:`~sm_llm.transports.OpenAIRouteTransport`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any, Literal
@@ -26,11 +31,11 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr
 
 from sm_llm import _messages
 from sm_llm._core.pipeline import StreamEnd, StreamPiece
-from sm_llm._core.request import PreparedRequest, reply_metadata
+from sm_llm._core.request import PreparedRequest, RequestSpec, reply_metadata
 from sm_llm._generative import GenerativeBase
 from sm_llm._registry import register
 from sm_llm._routing import INVOKE, STREAM, Operation
@@ -38,6 +43,9 @@ from sm_llm._stop import truncate_at_stop
 from sm_llm._tokens import token_ids
 from sm_llm.chat_templates import ChatTemplate
 from sm_llm.errors import ConfigurationError
+from sm_llm.handlers import ContentHandler
+from sm_llm.transports import OpenAIRouteTransport, Transport
+from sm_llm.transports.openai_route import REFUSED_PARAMS
 
 __all__ = ["ChatSageMaker"]
 
@@ -69,12 +77,27 @@ class ChatSageMaker(GenerativeBase, BaseChatModel):
     chat_template_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra variables for the chat template (e.g. ``bos_token``)."""
 
+    api: Literal["invocations", "openai"] = "invocations"
+    """The wire: ``invocations`` (``InvokeEndpoint``, SigV4; every handler and routing option)
+    or ``openai`` (SageMaker's OpenAI-compatible route ``/openai/v1/chat/completions``, bearer
+    tokens; the ``openai`` handler, the endpoint and an inference component only)."""
+    bearer_token: SecretStr | Callable[[], SecretStr | str] | None = Field(default=None, exclude=True, repr=False)
+    """For ``api="openai"``: the token to send, or a callable returning one before every
+    request — instead of tokens made from the AWS credentials (``sm_llm.auth``)."""
+
     _template: ChatTemplate | None = PrivateAttr(default=None)
     _call_kwargs = _CHAT_KWARGS
 
     def model_post_init(self, context: Any, /) -> None:
         """Resolve handler and chat template (no client is created here)."""
         super().model_post_init(context)
+        if self.api == "openai":
+            self._check_openai_route()
+        elif self.bearer_token is not None:
+            raise ConfigurationError(
+                "bearer_token is only sent on SageMaker's OpenAI route", field="bearer_token",
+                advice="set api='openai', or remove bearer_token (api='invocations' signs with AWS credentials)",
+            )
         if self.handler.input == "prompt":
             if self.chat_template is None:
                 raise ConfigurationError(
@@ -91,6 +114,34 @@ class ChatSageMaker(GenerativeBase, BaseChatModel):
                 "text handler (tgi, lmi, jumpstart...) to render the prompt with this template "
                 "(vLLM's chat_template_kwargs request field goes in model_kwargs)"
             )
+
+    def _check_openai_route(self) -> None:
+        """What ``api="openai"`` cannot carry is refused now, before anything is sent."""
+        given = [name for name in (*REFUSED_PARAMS.values(), "inference_id", "async_inference", "client", "config")
+                 if getattr(self, name, None) is not None]
+        if given:
+            raise ConfigurationError(
+                f"api='openai' cannot use {', '.join(given)}: SageMaker's OpenAI route carries the endpoint "
+                "and an inference component only (and has no asynchronous inference)",
+                field=given[0], advice="remove it, or use api='invocations'",
+            )
+        if self.handler != ContentHandler.from_preset("openai"):
+            raise ConfigurationError(
+                f"api='openai' sends OpenAI chat completions: content handler {self.handler.name!r} "
+                "cannot be used", field="content_handler",
+                advice="leave content_handler at 'openai', or use api='invocations' for other containers",
+            )
+
+    def _spec(self) -> RequestSpec:
+        spec = super()._spec()
+        if self.api == "openai" and "model" not in spec.model_kwargs:  # the route takes model ""
+            spec = dataclasses.replace(spec, model_kwargs={"model": "", **spec.model_kwargs})
+        return spec
+
+    def _new_transport(self) -> Transport:
+        if self.api == "openai":
+            return OpenAIRouteTransport(self._settings(), bearer_token=self.bearer_token)
+        return super()._new_transport()
 
     @property
     def _llm_type(self) -> str:
@@ -123,6 +174,8 @@ class ChatSageMaker(GenerativeBase, BaseChatModel):
     @property
     def _identifying_params(self) -> dict[str, Any]:
         params = super()._identifying_params
+        if self.api != "invocations":
+            params["api"] = self.api
         if self._template is not None:
             params["chat_template"] = self._template.name
         return params

@@ -40,7 +40,11 @@ from sm_llm.errors import ConfigurationError
 __all__ = ["config_fields", "config_schema", "load_config", "masked", "to_config"]
 
 SECRETS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
-_NOT_CONFIG = {"client", "transport", "config", "rate_limiter", "callbacks", "cache", "custom_get_token_ids", "profile"}
+# bearer_token: a token lives hours at most, a file longer; adapters make their own from the credentials
+_NOT_CONFIG = {
+    "client", "transport", "config", "rate_limiter", "callbacks", "cache", "custom_get_token_ids", "profile",
+    "bearer_token",
+}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 

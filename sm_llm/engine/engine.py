@@ -219,7 +219,7 @@ class Engine:
             outcome.failed(exc)
             raise
         finally:
-            result.close()
+            await result.aclose()
             outcome.log()
         yield pipeline.end()
 

@@ -9,6 +9,7 @@ deadline); a transport bounds the attempt by it.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -41,7 +42,18 @@ class StreamResult:
         """Close the HTTP response (and its connection when unread data remains)."""
         if self.on_close is not None:
             with contextlib.suppress(Exception):  # closing must never mask the real outcome
-                self.on_close()
+                outcome = self.on_close()
+                if inspect.iscoroutine(outcome):  # an async response: see aclose()
+                    outcome.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, awaiting ``on_close`` when it is a coroutine function (an async
+        HTTP response that only closes by being awaited)."""
+        if self.on_close is not None:
+            with contextlib.suppress(Exception):
+                outcome = self.on_close()
+                if inspect.isawaitable(outcome):
+                    await outcome
 
 
 @dataclass(frozen=True, slots=True)

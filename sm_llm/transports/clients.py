@@ -15,7 +15,7 @@ import dataclasses
 import ipaddress
 import os
 import weakref
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 from sm_llm import errors as e
 
 __all__ = [
-    "AsyncClients", "ClientSettings", "aio_available", "create_async_client", "create_client", "creating",
+    "AsyncClients", "ClientSettings", "aio_available", "configured_endpoint_url", "create_async_client",
+    "create_client", "creating",
     "is_loopback_url", "no_region_error", "resolve_settings",
 ]
 
@@ -115,7 +116,7 @@ def is_loopback_url(url: str | None) -> bool:
         return False
 
 
-def _configured_endpoint_url(settings: ClientSettings, service: str) -> str | None:
+def configured_endpoint_url(settings: ClientSettings, service: str = "sagemaker-runtime") -> str | None:
     """The URL the client will call: ``endpoint_url``, else ``AWS_ENDPOINT_URL_<SERVICE>``, else
     ``AWS_ENDPOINT_URL`` (botocore's own variables, unless ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS``)."""
     if settings.endpoint_url:
@@ -138,7 +139,7 @@ def resolve_settings(settings: ClientSettings, service: str = "sagemaker-runtime
     import botocore.session
     from botocore.exceptions import BotoCoreError, ProfileNotFound
 
-    local = is_loopback_url(_configured_endpoint_url(settings, service))
+    local = is_loopback_url(configured_endpoint_url(settings, service))
     region = settings.region_name or os.environ.get("AWS_REGION")
     # botocore's env provider is first in its chain, and skipped when a profile is named
     env_keys = not settings.profile_name and bool(
@@ -217,17 +218,22 @@ async def create_async_client(settings: ClientSettings, service: str = "sagemake
         return await context.__aenter__()
 
 
-async def _keeper(client: Any) -> AsyncGenerator[None, None]:
+async def _keeper(client: Any, close: str) -> AsyncGenerator[None, None]:
     try:
         yield
     finally:
-        await client.close()
+        await getattr(client, close)()
 
 
 class AsyncClients:
-    """aiobotocore clients, one per running event loop."""
+    """Async clients, one per running event loop: aiobotocore ones by default, or what
+    ``create(settings)`` makes (closed by awaiting their ``close`` method, by name)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, create: Callable[[ClientSettings], Awaitable[Any]] | None = None, *, close: str = "close"
+    ) -> None:
+        self._create = create or create_async_client
+        self._close = close
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Any]] = (
             weakref.WeakKeyDictionary()
         )
@@ -245,8 +251,8 @@ class AsyncClients:
         async with lock:
             entry = self._clients.get(loop)
             if entry is None:
-                client = await create_async_client(settings)
-                keeper = _keeper(client)
+                client = await self._create(settings)
+                keeper = _keeper(client, self._close)
                 await keeper.asend(None)
                 entry = (client, keeper)
                 self._clients[loop] = entry

@@ -12,7 +12,14 @@ from typing import Any
 from sm_llm import errors as e
 from sm_llm.transports.clients import no_region_error
 
-__all__ = ["client_error", "log_url_from_arn", "map_error", "mapped"]
+__all__ = [
+    "client_error",
+    "log_url_from_arn",
+    "map_error",
+    "mapped",
+    "status_error_class",
+    "validation_error_class",
+]
 
 
 @contextmanager
@@ -166,9 +173,24 @@ def client_error(exc: Any, where: str, partial_text: str) -> e.SageMakerError:
             **common,
         )
     if code == "ValidationError" or status == 400:
-        if _NO_CAPACITY.search(message):
-            return e.NoCapacityError(text, **common)
-        invalid = e.EndpointNotFoundError if _NOT_FOUND.search(message) else e.RequestValidationError
-        return invalid(text, **common)
+        return validation_error_class(message)(text, **common)
     by_status = _BY_STATUS.get(status) if isinstance(status, int) else None
     return (_BY_CODE.get(code) or by_status or e.SageMakerError)(text, **common)
+
+
+def validation_error_class(message: str) -> type[e.SageMakerError]:
+    """What a 400 ``ValidationError`` is, by its message: a component with no capacity
+    (scaled to zero), an endpoint that does not exist, or an invalid request."""
+    if _NO_CAPACITY.search(message):
+        return e.NoCapacityError
+    return e.EndpointNotFoundError if _NOT_FOUND.search(message) else e.RequestValidationError
+
+
+def status_error_class(status: int | None, message: str) -> type[e.SageMakerError]:
+    """The error a SageMaker Runtime HTTP status stands for, for wires that carry no
+    botocore error code (400 split by :func:`validation_error_class`)."""
+    if status == 400:
+        return validation_error_class(message)
+    if status == 424:
+        return e.ModelError
+    return _BY_STATUS.get(status, e.SageMakerError) if isinstance(status, int) else e.SageMakerError

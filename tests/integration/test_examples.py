@@ -23,6 +23,7 @@ EXPECT = {
     "async_job.py": "invoke: Echo: a prompt that takes an hour on a real endpoint",
     "rag.py": "retrieved: Asynchronous inference queues requests",
     "from_langchain_aws.py": "stream: Echo:| Streaming| needs| no| handler| code",
+    "openai_route.py": "other client: Echo: plain HTTP works too",
 }
 EXTRAS = {"async_job.py": "local-s3"}  # what each example declares beyond the plain install
 ABSENT_FROM_PLAIN = ("numpy", "moto", "flask", "aiobotocore", "tqdm", "pytest")

@@ -54,3 +54,12 @@ class TestChatSageMakerIntegration(ChatModelIntegrationTests):
     @property
     def supported_usage_metadata_details(self) -> dict[str, list[Any]]:
         return {"invoke": [], "stream": []}
+
+
+class TestChatSageMakerOpenAIRouteIntegration(TestChatSageMakerIntegration):
+    """The same suite on SageMaker's OpenAI-compatible route (``api="openai"``): bearer
+    tokens made from the test environment's credentials, which the local endpoint accepts."""
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {**super().chat_model_params, "api": "openai"}

@@ -78,3 +78,16 @@ def test_round_trip_with_explicit_allowlist() -> None:
     )
     assert isinstance(revived, ChatSageMaker)
     assert (revived.endpoint_name, revived.max_tokens) == ("my-endpoint", 7)
+
+
+class TestChatSageMakerOpenAIRouteUnit(TestChatSageMakerUnit):
+    """The same suite for ``api="openai"`` (SageMaker's OpenAI-compatible route)."""
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {**super().chat_model_params, "api": "openai"}
+
+    @property
+    def init_from_env_params(self) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
+        env, fields, expected = super().init_from_env_params
+        return env, {**fields, "api": "openai"}, expected

@@ -1,0 +1,231 @@
+"""The HTTP transport base on httpx: clients, timeouts and errors, for any SageMaker wire.
+
+Wire-agnostic: a subclass builds each request (URL, headers, body) and reads the reply;
+:class:`HttpTransport` owns the clients — one ``httpx.Client`` for sync calls and one
+``httpx.AsyncClient`` per event loop (like the aiobotocore clients, parked so that they
+close when the loop shuts down), both created on first use, pooled by
+``max_connections``, with the connect and read timeouts of the settings — and turns what
+httpx raises, and HTTP error statuses, into :mod:`sm_llm.errors` exceptions.
+httpx is imported on first use, not with :mod:`sm_llm`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from sm_llm import errors as e
+from sm_llm.transports.clients import AsyncClients, ClientSettings
+from sm_llm.transports.mapping import status_error_class
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["ERROR_BODY_LIMIT", "HttpTransport", "http_errors", "status_error"]
+
+ERROR_BODY_LIMIT = 65_536
+"""Bytes of an error reply read (the rest is dropped with the connection)."""
+
+_BY_STATUS: dict[int, type[e.SageMakerError]] = {
+    401: e.AuthenticationError,
+    403: e.AuthenticationError,
+    404: e.EndpointNotFoundError,
+    408: e.RequestTimeoutError,
+}
+
+
+def status_error(
+    status: int, message: str, *, where: str, code: str | None = None, request_id: str | None = None
+) -> e.SageMakerError:
+    """The typed error for an HTTP error ``status`` whose body says ``message``: 400 as
+    SageMaker's ``ValidationError`` (no capacity, endpoint not found, invalid request),
+    401/403 :class:`~sm_llm.errors.AuthenticationError`, 404 not found, 408 timeout, other
+    4xx invalid requests, 429 throttling, 5xx as SageMaker Runtime's."""
+    cls = _BY_STATUS.get(status) or status_error_class(status, message)
+    if cls is e.SageMakerError and 400 <= status < 500:
+        cls = e.RequestValidationError
+    return cls(f"{where}: {e.snippet(message, e.MAX_QUOTE)}", status_code=status, error_code=code,
+               request_id=request_id)
+
+
+def _transport_error(exc: BaseException, where: str, in_stream: bool) -> e.SageMakerError:
+    import httpx
+
+    text = e.snippet(f"{type(exc).__name__}: {exc}", e.MAX_QUOTE)
+    if in_stream:
+        stalled = isinstance(exc, httpx.TimeoutException)
+        return e.StreamError(f"{where}: the stream {'stalled' if stalled else 'broke'}: {text}")
+    if isinstance(exc, httpx.TimeoutException):
+        return e.RequestTimeoutError(f"{where} timed out: {text}")
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
+        return e.ConfigurationError(f"{where}: invalid endpoint URL: {text}", field="endpoint_url")
+    if isinstance(exc, (httpx.TransportError, OSError)):
+        return e.EndpointUnreachableError(f"{where}: cannot reach the endpoint: {text}")
+    return e.SageMakerError(f"{where} failed: {text}")
+
+
+@contextmanager
+def http_errors(where: str, *, in_stream: bool = False) -> Iterator[None]:
+    """What httpx raises in the block, as an ``sm_llm.errors`` exception (``in_stream``:
+    once a stream has started, any failure is a :class:`~sm_llm.errors.StreamError`)."""
+    import httpx
+
+    try:
+        yield
+    except e.SageMakerError:
+        raise
+    except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+        raise _transport_error(exc, where, in_stream) from exc
+
+
+class HttpTransport:
+    """httpx clients and the request/reply plumbing every HTTP wire shares.
+
+    Subclasses implement the :class:`~sm_llm.transports.Transport` methods their wire
+    serves with :meth:`send` / :meth:`asend` and :meth:`read` / :meth:`aread`.
+    """
+
+    def __init__(self, settings: ClientSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._client: httpx.Client | None = None
+        self._aclients = AsyncClients(self._create_async, close="aclose")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.settings!r})"
+
+    # -- clients --------------------------------------------------------------------------
+
+    def timeouts(self, attempt: float | None = None) -> httpx.Timeout:
+        """Connect and read timeouts of the settings, each at most ``attempt`` seconds."""
+        import httpx
+
+        connect, read = self.settings.connect_timeout, self.settings.read_timeout
+        if attempt is not None:
+            attempt = max(attempt, 0.001)
+            connect, read = min(connect, attempt), min(read, attempt)
+        return httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
+
+    def _options(self) -> dict[str, Any]:
+        import httpx
+
+        size = self.settings.max_connections
+        return {
+            "timeout": self.timeouts(),
+            "limits": httpx.Limits(max_connections=size, max_keepalive_connections=size),
+            "headers": {"User-Agent": f"sm-llm httpx/{httpx.__version__}"},
+        }
+
+    def client(self) -> httpx.Client:
+        """The sync client, created on first use."""
+        client = self._client
+        if client is None:
+            import httpx
+
+            with self._lock:
+                client = self._client
+                if client is None:
+                    client = self._client = httpx.Client(**self._options())
+        return client
+
+    async def _create_async(self, settings: ClientSettings) -> httpx.AsyncClient:
+        import httpx
+
+        # Loading the TLS trust store reads files: not on the event loop.
+        return await asyncio.to_thread(lambda: httpx.AsyncClient(**self._options()))
+
+    async def aclient(self) -> httpx.AsyncClient:
+        """The running event loop's async client, created on first use."""
+        client: httpx.AsyncClient = await self._aclients.get(self.settings)
+        return client
+
+    # -- requests -------------------------------------------------------------------------
+
+    def send(
+        self, url: str, *, headers: dict[str, str], content: bytes, timeout: float | None,
+        stream: bool = False, where: str,
+    ) -> httpx.Response:
+        """``POST`` ``content`` to ``url``; the response (its body unread when ``stream``)."""
+        with http_errors(where):
+            client = self.client()
+            request = client.build_request(
+                "POST", url, headers=headers, content=content, timeout=self.timeouts(timeout)
+            )
+            return client.send(request, stream=stream)
+
+    async def asend(
+        self, url: str, *, headers: dict[str, str], content: bytes, timeout: float | None,
+        stream: bool = False, where: str,
+    ) -> httpx.Response:
+        """Async :meth:`send`."""
+        with http_errors(where):
+            client = await self.aclient()
+            request = client.build_request(
+                "POST", url, headers=headers, content=content, timeout=self.timeouts(timeout)
+            )
+            return await client.send(request, stream=stream)
+
+    def read(self, response: httpx.Response, *, where: str, deadline: float | None = None,
+             limit: int | None = None) -> bytes:
+        """A streamed response's body (its first ``limit`` bytes), by the ``deadline``
+        (``time.monotonic()``) if given; the response is closed."""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            with http_errors(where):
+                for chunk in response.iter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if limit is not None and size >= limit:
+                        break
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise e.RequestTimeoutError(
+                            f"{where}: the reply body did not arrive within the timeout ({size} bytes received)"
+                        )
+        finally:
+            response.close()
+        return b"".join(chunks)[:limit]
+
+    async def aread(self, response: httpx.Response, *, where: str, limit: int | None = None) -> bytes:
+        """Async :meth:`read` (the engine bounds async attempts by cancelling them)."""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            with http_errors(where):
+                async for chunk in response.aiter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if limit is not None and size >= limit:
+                        break
+        finally:
+            await response.aclose()
+        return b"".join(chunks)[:limit]
+
+    def parts(self, response: httpx.Response, *, where: str) -> Iterator[bytes]:
+        """A streamed body's bytes as they arrive; failures are ``StreamError``."""
+        with http_errors(where, in_stream=True):
+            yield from response.iter_bytes()
+
+    async def aparts(self, response: httpx.Response, *, where: str) -> AsyncIterator[bytes]:
+        """Async :meth:`parts`."""
+        with http_errors(where, in_stream=True):
+            async for chunk in response.aiter_bytes():
+                yield chunk
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the sync client (its pool); it is recreated on the next call."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close this event loop's async client, then the sync one."""
+        await self._aclients.aclose()
+        self.close()
