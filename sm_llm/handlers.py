@@ -192,10 +192,8 @@ def quote_body(body: bytes | str) -> str:
     return snippet(body.decode("utf-8", "replace") if isinstance(body, bytes) else body)
 
 
-# How ContentHandler.resolve turns a Python object (not a name, path, mapping or handler)
-# into a handler. The module that knows such objects registers itself (sm_llm._lc_aws:
-# langchain-aws handlers, registered when it is imported, which importing sm_llm does), so
-# that this lower module never imports it.
+# Set by the module that knows Python handler objects (sm_llm._lc_aws, imported with sm_llm),
+# so that this lower module never imports it.
 _OBJECT_HANDLERS: list[Callable[[Any], ContentHandler]] = []
 
 
