@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from sm_llm import _lc_aws  # noqa: F401 - registers langchain-aws handler objects with ContentHandler.resolve
 from sm_llm import config as config_files
 from sm_llm._core.request import RequestSpec, parameters
 from sm_llm._core.retry import RetryPolicy

@@ -10,7 +10,9 @@ messages, model_kwargs) -> bytes`` and ``transform_output(output)``, called
 :class:`LangChainAwsHandler` is a :class:`~sm_llm.handlers.ContentHandler` that
 calls such an object (duck-typed: langchain-aws is not imported), so the rest of
 the pipeline — routing, retries, typed errors, literal stop sequences, async jobs
-— is the same as for a preset.
+— is the same as for a preset. Importing this module registers
+:meth:`LangChainAwsHandler.wrap` with :func:`~sm_llm.handlers.register_object_handler`,
+so that ``ContentHandler.resolve`` wraps such objects (the adapters import it).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sm_llm.handlers import (
     StreamSpec,
     normalize_finish_reason,
     quote_body,  # the same body snippets as every handler's errors
+    register_object_handler,
 )
 
 __all__ = ["LangChainAwsHandler", "is_langchain_aws_handler"]
@@ -166,6 +169,9 @@ class LangChainAwsHandler(ContentHandler):
             ) from exc
         text, finish, usage, _ = _unpack(output, self.name)
         return StreamDelta(text=text, finish_reason=finish, usage=usage, raw=output)
+
+
+register_object_handler(LangChainAwsHandler.wrap)  # ContentHandler.resolve wraps such objects
 
 
 def _unpack(output: Any, name: str) -> tuple[str, str | None, dict[str, int] | None, Any]:

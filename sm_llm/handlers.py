@@ -11,6 +11,7 @@ inline.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = [
     "UsageSpec",
     "list_presets",
     "quote_body",
+    "register_object_handler",
     "templates_dir",
 ]
 
@@ -190,6 +192,18 @@ def quote_body(body: bytes | str) -> str:
     return snippet(body.decode("utf-8", "replace") if isinstance(body, bytes) else body)
 
 
+# Set by the module that knows Python handler objects (sm_llm._lc_aws, imported with sm_llm),
+# so that this lower module never imports it.
+_OBJECT_HANDLERS: list[Callable[[Any], ContentHandler]] = []
+
+
+def register_object_handler(wrap: Callable[[Any], ContentHandler]) -> None:
+    """Let :meth:`ContentHandler.resolve` accept Python handler objects: ``wrap(value)``
+    returns the :class:`ContentHandler` that calls ``value``, or raises a
+    ``ConfigurationError`` naming what ``value`` lacks. The latest registration wins."""
+    _OBJECT_HANDLERS[:] = [wrap]
+
+
 class ContentHandler(BaseModel):
     """How to talk to one kind of container. See the module docstring."""
 
@@ -260,9 +274,12 @@ class ContentHandler(BaseModel):
         if isinstance(value, dict):
             return cls.from_dict(value)
         if not isinstance(value, (str, Path)):
-            from sm_llm._lc_aws import LangChainAwsHandler
-
-            return LangChainAwsHandler.wrap(value)  # refuses, naming what is missing, if not one
+            if not _OBJECT_HANDLERS:  # not reached once sm_llm is imported (it registers one)
+                raise ConfigurationError(
+                    f"content_handler: a {type(value).__name__!r} object is not a content handler. "
+                    "Pass a preset name (tgi, lmi, openai...), a YAML file or a ContentHandler"
+                )
+            return _OBJECT_HANDLERS[-1](value)  # refuses, naming what is missing, if not one
         text = str(value)
         if isinstance(value, Path) or text.endswith((".yaml", ".yml")) or "/" in text:
             return cls.from_file(text)

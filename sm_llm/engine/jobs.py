@@ -23,10 +23,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 from sm_llm._async_config import AsyncInferenceConfig
 from sm_llm._core.request import PreparedRequest
+from sm_llm._core.retry import RetryState
 from sm_llm._routing import ASYNC, MAX_ASYNC_INLINE_BODY, check_body_size, check_endpoint_name
 from sm_llm._validation import parse_s3_uri
 from sm_llm.engine.polling import await_one, wait_one
@@ -39,14 +40,13 @@ from sm_llm.errors import (
     snippet,
 )
 from sm_llm.handlers import list_presets
-
-if TYPE_CHECKING:  # the same layer: the engine creates jobs, a job keeps its engine
-    from sm_llm.engine.engine import Engine
+from sm_llm.transports.base import Transport
 
 __all__ = [
     "MAX_FAILURE_BYTES",
     "Done",
     "InferenceJob",
+    "JobHost",
     "JobStatus",
     "Replies",
     "check_location",
@@ -56,6 +56,7 @@ __all__ = [
 
 JobStatus = Literal["pending", "completed", "failed"]
 MAX_FAILURE_BYTES = 64 * 1024
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,32 @@ def check_location(value: Any, what: str) -> str:
     raise ConfigurationError(f"{what}={value!r} is not allowed: expected an s3://bucket/key location")
 
 
+class JobHost(Protocol):
+    """What a job needs of the engine that submits and reads it (:class:`~sm_llm.engine.Engine`
+    is one): its transport, its reply converter, its retry loop and its worker pool.
+    Jobs depend on this shape, never on the engine module, which imports them."""
+
+    @property
+    def transport(self) -> Transport:
+        """The transport that calls ``InvokeEndpointAsync`` and reads S3."""
+        ...
+
+    @property
+    def replies(self) -> Replies:
+        """How reply bodies become the adapter's generations."""
+        ...
+
+    def retrying(
+        self, attempt: Callable[[float | None], T], state: RetryState | None = None
+    ) -> tuple[T, RetryState]:
+        """Run ``attempt(remaining seconds)`` under the retry policy."""
+        ...
+
+    def to_thread(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+        """Run blocking ``fn`` on the worker pool without blocking the event loop."""
+        ...
+
+
 # -- jobs -----------------------------------------------------------------------------
 
 class InferenceJob:
@@ -93,7 +120,7 @@ class InferenceJob:
     def __init__(
         self,
         *,
-        engine: Engine,
+        engine: JobHost,
         request: PreparedRequest,
         config: AsyncInferenceConfig,
         inference_id: str,
@@ -359,7 +386,7 @@ def resolve_config(
     return resolved
 
 
-def submit(engine: Engine, request: PreparedRequest, config: AsyncInferenceConfig, *, adapter: Any = None) -> InferenceJob:
+def submit(engine: JobHost, request: PreparedRequest, config: AsyncInferenceConfig, *, adapter: Any = None) -> InferenceJob:
     """Upload ``request``'s body (or send it inline) and call ``InvokeEndpointAsync``
     under the engine's retry policy; returns at once with the :class:`InferenceJob`."""
     params = dict(request.params)

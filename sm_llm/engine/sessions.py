@@ -14,18 +14,17 @@ The open/close bodies are LMI's (``{"requestType": "NEW_SESSION" | "CLOSE"}``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 from sm_llm._core.request import RequestSpec
 from sm_llm._routing import INVOKE
 from sm_llm.errors import ResponseParseError
 
-if TYPE_CHECKING:  # the same layer: the engine opens sessions, a session keeps its engine
-    from sm_llm.engine.engine import Engine
+__all__ = ["CLOSE", "OPEN", "Session", "SessionHost", "parse_new_session", "session_params"]
 
-__all__ = ["CLOSE", "OPEN", "Session", "parse_new_session", "session_params"]
+T = TypeVar("T")
 
 OPEN = json.dumps({"requestType": "NEW_SESSION"}).encode()
 CLOSE = json.dumps({"requestType": "CLOSE"}).encode()
@@ -63,6 +62,19 @@ def parse_new_session(value: str | None) -> tuple[str, datetime | None]:
     return session_id.strip(), expires
 
 
+class SessionHost(Protocol):
+    """What a session needs of the engine that opened it (:class:`~sm_llm.engine.Engine` is
+    one). Sessions depend on this shape, never on the engine module, which imports them."""
+
+    def close_session(self, session_id: str) -> str | None:
+        """Close ``session_id`` on the endpoint; the ``ClosedSessionId`` it reported."""
+        ...
+
+    def to_thread(self, fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+        """Run blocking ``fn`` on the worker pool without blocking the event loop."""
+        ...
+
+
 class Session:
     """An open session: a runnable bound to ``session_id``, and ``close()``.
 
@@ -72,7 +84,7 @@ class Session:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: SessionHost,
         session_id: str,
         expires_at: datetime | None,
         *,

@@ -128,6 +128,26 @@ def test_from_file_and_resolve(tmp_path: Path) -> None:
     assert ContentHandler.resolve("tgi") is ContentHandler.from_preset("tgi")
 
 
+def test_resolve_wraps_a_langchain_aws_handler_object() -> None:
+    """handlers never imports the langchain-aws module: it registers itself (on import of
+    sm_llm), and ContentHandler.resolve still takes such objects, or names what one lacks."""
+
+    class Handler:
+        content_type = accepts = "application/json"
+
+        def transform_input(self, prompt: str, model_kwargs: dict[str, object]) -> bytes:
+            return json.dumps({"q": prompt, **model_kwargs}).encode()
+
+        def transform_output(self, output: object) -> str:
+            return "out"
+
+    handler = ContentHandler.resolve(Handler())
+    assert (handler.name, handler.content_type) == ("Handler", "application/json")
+    assert json.loads(handler.render_request("hi", parameters={"n": 1})) == {"q": "hi", "n": 1}
+    with pytest.raises(ConfigurationError, match=r"'object' object is not a content handler: it lacks transform_input"):
+        ContentHandler.resolve(object())
+
+
 @pytest.mark.parametrize(
     ("name", "stop_key", "max_key"),
     [
