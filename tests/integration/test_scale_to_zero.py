@@ -14,7 +14,14 @@ import pytest
 
 from sm_llm import ChatSageMaker, SageMakerEmbeddings, SageMakerLLM
 from sm_llm.errors import ModelNotReadyError, NoCapacityError
-from sm_llm.local import EndpointSpec, FaultConfig, LocalEndpoint, ModelSpec, NoCapacity, ServerConfig
+from sm_llm.local import (
+    EndpointSpec,
+    FaultConfig,
+    LocalEndpoint,
+    ModelSpec,
+    NoCapacity,
+    ServerConfig,
+)
 
 COLD_N = 2  # refusals before the "-n" components scale up
 
