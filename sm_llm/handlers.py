@@ -88,9 +88,7 @@ class ResponseSpec(_Spec):
     tool_calls: str | None = None
     model_name: str | None = None
     error: str | None = None
-    reasoning: str | None = Field(
-        default=None, description="JMESPath to a reasoning model's thinking (kept apart from the text)"
-    )
+    reasoning: str | None = None  # a reasoning model's thinking, kept apart from the text
 
 
 class StreamSpec(_Spec):
@@ -110,9 +108,7 @@ class StreamSpec(_Spec):
     tool_calls: str | None = None
     model_name: str | None = None
     error: str | None = None
-    reasoning: str | None = Field(
-        default=None, description="JMESPath to a record's piece of reasoning (kept apart from the text)"
-    )
+    reasoning: str | None = None  # a reasoning model's thinking, kept apart from the text
 
 
 @dataclass(frozen=True, slots=True)
