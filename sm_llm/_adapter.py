@@ -73,6 +73,10 @@ class AdapterBase(BaseModel):
     connect_timeout: float = Field(default=10.0, gt=0)
     read_timeout: float = Field(default=70.0, gt=0)
     max_retries: int = Field(default=2, ge=0)
+    cold_start_timeout: float | None = Field(default=None, gt=0)
+    """Seconds a call waits through "has no capacity" (an inference component scaled to
+    zero) and ``ModelNotReady`` answers, with backoff, before raising; ``None``: no waiting
+    (``NoCapacityError`` at once, ``ModelNotReady`` only ``max_retries`` times)."""
     max_connections: int = Field(default=100, gt=0)
     """Size of the HTTP connection pool, and the concurrency of ``batch``."""
 
@@ -235,7 +239,9 @@ class AdapterBase(BaseModel):
         )
 
     def _policy(self) -> RetryPolicy:
-        return RetryPolicy(max_retries=self.max_retries, timeout=self.timeout)
+        return RetryPolicy(
+            max_retries=self.max_retries, timeout=self.timeout, cold_start_timeout=self.cold_start_timeout
+        )
 
     def _replies(self) -> Replies | None:
         """How replies become generations, for asynchronous jobs (none by default)."""

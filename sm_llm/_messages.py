@@ -27,6 +27,8 @@ from sm_llm.errors import ConfigurationError
 
 __all__ = [
     "ai_message",
+    "chunk",
+    "reasoning_kwargs",
     "text_messages",
     "to_openai",
     "tool_call_chunks",
@@ -109,16 +111,26 @@ def ai_message(
     tool_calls: list[dict[str, Any]] | None,
     usage: dict[str, int] | None,
     response_metadata: dict[str, Any],
+    reasoning: str | None = None,
 ) -> AIMessage:
-    """A whole reply as an ``AIMessage``."""
+    """A whole reply as an ``AIMessage``; a reasoning model's thinking goes in
+    ``additional_kwargs["reasoning_content"]`` (see :func:`reasoning_kwargs`)."""
     valid, invalid = _tool_calls(tool_calls)
     return AIMessage(
         content=text,
+        additional_kwargs=reasoning_kwargs(reasoning),
         tool_calls=valid,
         invalid_tool_calls=invalid,
         usage_metadata=usage_metadata(usage),
         response_metadata=response_metadata,
     )
+
+
+def reasoning_kwargs(reasoning: str | None) -> dict[str, Any]:
+    """``{"reasoning_content": ...}`` when there is reasoning, as langchain-deepseek and
+    others put it: langchain-core then shows it as a ``{"type": "reasoning"}`` block first
+    in ``content_blocks``, and chunks' pieces concatenate when streamed chunks are added."""
+    return {"reasoning_content": reasoning} if reasoning else {}
 
 
 def tool_call_chunks(raw: list[dict[str, Any]]) -> list[Any]:
@@ -137,6 +149,9 @@ def tool_call_chunks(raw: list[dict[str, Any]]) -> list[Any]:
     return chunks
 
 
-def chunk(text: str, raw_tool_calls: list[dict[str, Any]]) -> AIMessageChunk:
-    """One stream step as an ``AIMessageChunk``."""
-    return AIMessageChunk(content=text, tool_call_chunks=tool_call_chunks(raw_tool_calls))
+def chunk(text: str, raw_tool_calls: list[dict[str, Any]], reasoning: str = "") -> AIMessageChunk:
+    """One stream step as an ``AIMessageChunk`` (its piece of reasoning, if any, in
+    ``additional_kwargs["reasoning_content"]``)."""
+    return AIMessageChunk(
+        content=text, additional_kwargs=reasoning_kwargs(reasoning), tool_call_chunks=tool_call_chunks(raw_tool_calls)
+    )

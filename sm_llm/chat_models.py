@@ -258,16 +258,18 @@ class ChatSageMaker(GenerativeBase, BaseChatModel):
         )
         info["model_provider"] = "amazon_sagemaker"
         message = _messages.ai_message(
-            text, tool_calls=parsed.tool_calls, usage=parsed.usage, response_metadata=info
+            text, tool_calls=parsed.tool_calls, usage=parsed.usage, response_metadata=info,
+            reasoning=parsed.reasoning,
         )
         return ChatResult(generations=[ChatGeneration(message=message, generation_info={"finish_reason": finish})])
 
     # -- streams ------------------------------------------------------------------
 
     def _chunk(self, piece: StreamPiece) -> ChatGenerationChunk | None:
-        if not piece.text and not piece.tool_call_chunks:
+        reasoning = piece.delta.reasoning
+        if not piece.text and not piece.tool_call_chunks and not reasoning:
             return None
-        return ChatGenerationChunk(message=_messages.chunk(piece.text, piece.tool_call_chunks))
+        return ChatGenerationChunk(message=_messages.chunk(piece.text, piece.tool_call_chunks, reasoning))
 
     def _last_chunk(self, request: PreparedRequest, end: StreamEnd) -> ChatGenerationChunk:
         info = reply_metadata(

@@ -90,6 +90,7 @@ class ResponseSpec(_Spec):
     tool_calls: str | None = None
     model_name: str | None = None
     error: str | None = None
+    reasoning: str | None = None  # a reasoning model's thinking, kept apart from the text
 
 
 class StreamSpec(_Spec):
@@ -109,6 +110,7 @@ class StreamSpec(_Spec):
     tool_calls: str | None = None
     model_name: str | None = None
     error: str | None = None
+    reasoning: str | None = None  # a reasoning model's thinking, kept apart from the text
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +123,8 @@ class ParsedOutput:
     raw: Any = None
     tool_calls: list[dict[str, Any]] | None = None
     model_name: str | None = None
+    reasoning: str | None = None
+    """A reasoning model's thinking (``reasoning_content`` / ``reasoning``); never in ``text``."""
 
 
 @dataclass(slots=True)
@@ -133,6 +137,13 @@ class StreamDelta:
     tool_call_chunks: list[dict[str, Any]] = field(default_factory=list)
     model_name: str | None = None
     raw: Any = None
+    reasoning: str = ""
+    """The record's piece of a reasoning model's thinking."""
+
+
+def _reasoning_text(value: Any) -> str | None:
+    """A reasoning field's value as text (a non-empty string), else ``None``."""
+    return value if isinstance(value, str) and value else None
 
 
 def templates_dir() -> Path:
@@ -412,7 +423,9 @@ class ContentHandler(BaseModel):
         text = compile_expression(spec.text)(data)
         tool_calls_get = self._getter(spec.tool_calls)
         tool_calls = tool_calls_get(data) if tool_calls_get else None
-        if text is None and not tool_calls:
+        reasoning_get = self._getter(spec.reasoning)
+        reasoning = _reasoning_text(reasoning_get(data)) if reasoning_get else None
+        if text is None and not tool_calls and reasoning is None:  # thinking cut short by max_tokens
             raise ResponseParseError(
                 f"reply has no text at {spec.text!r} (handler {self.name!r})",
                 body_snippet=quote_body(body),
@@ -433,13 +446,14 @@ class ContentHandler(BaseModel):
             raw=data,
             tool_calls=list(tool_calls) if tool_calls else None,
             model_name=model(data) if model else None,
+            reasoning=reasoning,
         )
 
     @cached_property
     def _stream_getters(self) -> tuple[Any, ...]:
         spec = self.stream
         if spec is None:
-            return (None,) * 6 + ((),)
+            return (None,) * 6 + ((), None)
         return (
             self._getter(spec.text),
             self._getter(spec.skip),
@@ -448,6 +462,7 @@ class ContentHandler(BaseModel):
             self._getter(spec.error),
             self._getter(spec.model_name),
             _usage_getters(spec.usage),
+            self._getter(spec.reasoning),
         )
 
     def parse_stream_record(self, record: str) -> StreamDelta:
@@ -469,7 +484,7 @@ class ContentHandler(BaseModel):
                 f"stream record is not JSON as handler {self.name!r} expects: {quote_body(record)}",
                 body_snippet=quote_body(record),
             ) from exc
-        text_get, skip_get, finish_get, tools_get, error_get, model_get, usage_gets = (
+        text_get, skip_get, finish_get, tools_get, error_get, model_get, usage_gets, reasoning_get = (
             self._stream_getters
         )
         if error_get is not None and (detail := error_get(data)) is not None:
@@ -488,6 +503,7 @@ class ContentHandler(BaseModel):
             list(tool_chunks) if tool_chunks else [],
             model_get(data) if model_get else None,
             data,
+            (_reasoning_text(reasoning_get(data)) or "") if reasoning_get else "",
         )
 
 

@@ -13,11 +13,17 @@ from typing import Any
 
 from sm_llm._core.retry import RetryState
 
-__all__ = ["StreamOutcome", "log_call"]
+__all__ = ["StreamOutcome", "describe", "log_call"]
 
 logger = logging.getLogger("sm_llm")
 
 _ROUTING = ("TargetModel", "TargetVariant", "TargetContainerHostname", "InferenceComponentName")
+
+
+def describe(params: dict[str, Any]) -> str:
+    """``endpoint=NAME`` and the routing fields of a call, for log lines."""
+    routing = "".join(f" {key}={params[key]}" for key in _ROUTING if params.get(key))
+    return f"endpoint={params.get('EndpointName')}{routing}"
 
 
 def log_call(
@@ -33,12 +39,10 @@ def log_call(
         return
     if error is not None and status is None:
         status = getattr(error, "status_code", None)
-    routing = "".join(f" {key}={params[key]}" for key in _ROUTING if params.get(key))
     logger.debug(
-        "%s endpoint=%s%s status=%s outcome=%s attempts=%d ms=%.0f inference_id=%s",
+        "%s %s status=%s outcome=%s attempts=%d ms=%.0f inference_id=%s",
         operation,
-        params.get("EndpointName"),
-        routing,
+        describe(params),
         status if status is not None else "-",
         "ok" if error is None else type(error).__name__,
         state.attempt,

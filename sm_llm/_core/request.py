@@ -177,8 +177,11 @@ def reply_metadata(
 
 
 def with_attempts(metadata: dict[str, Any], state: RetryState, request: PreparedRequest) -> dict[str, Any]:
-    """Reply metadata plus the request's inference id and, after retries, the attempts."""
+    """Reply metadata plus the request's inference id and, after retries, the attempts (and
+    ``cold_start_seconds`` after waiting through a cold start)."""
     metadata = {**metadata, "inference_id": request.params.get("InferenceId")}
     if state.attempt > 1:
         metadata.update(attempts=state.attempt, retry_reasons=list(state.reasons))
+    if state.cold_attempts:
+        metadata["cold_start_seconds"] = round(state.cold_start_seconds(), 3)
     return metadata

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeVar
 
 from sm_llm._async_config import AsyncInferenceConfig
-from sm_llm._core.calllog import StreamOutcome, log_call
+from sm_llm._core.calllog import StreamOutcome, describe, log_call
 from sm_llm._core.pipeline import StreamPipeline, StreamStep
 from sm_llm._core.request import PreparedRequest, RequestSpec, prepare, with_attempts
 from sm_llm._core.retry import RetryPolicy, RetryState
@@ -155,7 +155,7 @@ class Engine:
     def call(self, request: PreparedRequest) -> Reply:
         """One logical ``InvokeEndpoint`` (retried per policy): parsed output and metadata.
         Each attempt, its body included, must finish within the time left of ``timeout``."""
-        state = self.policy.start()
+        state = self.policy.start(describe(request.params))
         try:
             result, _ = self.retrying(lambda t: self.transport.invoke(request.params, timeout=t), state)
         except SageMakerError as exc:
@@ -166,7 +166,7 @@ class Engine:
 
     async def acall(self, request: PreparedRequest) -> Reply:
         """Async :meth:`call`."""
-        state = self.policy.start()
+        state = self.policy.start(describe(request.params))
         try:
             result, _ = await self.aretrying(lambda t: self.transport.ainvoke(request.params, timeout=t), state)
         except SageMakerError as exc:
@@ -180,7 +180,7 @@ class Engine:
     def stream(self, request: PreparedRequest) -> Generator[StreamStep, None, None]:
         """The steps of one streamed call, the :class:`StreamEnd` last. Only opening the
         stream is retried; the HTTP stream is closed however iteration ends."""
-        state = self.policy.start()
+        state = self.policy.start(describe(request.params))
         outcome = StreamOutcome(request.params, state)
         try:
             result, _ = self.retrying(lambda t: self.transport.invoke_stream(request.params, timeout=t), state)
@@ -201,7 +201,7 @@ class Engine:
 
     async def astream(self, request: PreparedRequest) -> AsyncGenerator[StreamStep, None]:
         """Async :meth:`stream`."""
-        state = self.policy.start()
+        state = self.policy.start(describe(request.params))
         outcome = StreamOutcome(request.params, state)
         try:
             result, _ = await self.aretrying(
