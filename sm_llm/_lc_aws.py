@@ -23,14 +23,16 @@ from typing import Any
 
 from pydantic import PrivateAttr
 
-from sm_llm.errors import ConfigurationError, ResponseParseError, StreamError
-from sm_llm.handlers import (
-    ContentHandler,
+from sm_llm._handler_spec import (
     ParsedOutput,
     ResponseSpec,
     StreamDelta,
     StreamSpec,
     normalize_finish_reason,
+)
+from sm_llm.errors import ConfigurationError, ResponseParseError, StreamError
+from sm_llm.handlers import (
+    ContentHandler,
     quote_body,  # the same body snippets as every handler's errors
     register_object_handler,
 )

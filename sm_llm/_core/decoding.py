@@ -31,8 +31,8 @@ from __future__ import annotations
 import codecs
 from typing import NoReturn
 
+from sm_llm._handler_spec import StreamFormat
 from sm_llm.errors import StreamError
-from sm_llm.handlers import StreamFormat
 
 __all__ = ["StreamDecoder", "StreamFormat"]
 

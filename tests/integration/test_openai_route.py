@@ -261,13 +261,17 @@ def test_service_unavailable_is_typed(make_chat: Callable[..., ChatSageMaker], e
     assert info.value.status_code == 503
 
 
-def test_no_capacity_is_typed_then_retried(make_chat: Callable[..., ChatSageMaker], ep: LocalEndpoint) -> None:
-    chat = make_chat("ics", inference_component_name="cold")
+def test_no_capacity_is_typed_then_waited_through(make_chat: Callable[..., ChatSageMaker], ep: LocalEndpoint) -> None:
+    """Scaled to zero: raised at once (whatever max_retries says) unless cold_start_timeout
+    asks to wait — the same rule as on the invocations wire."""
+    chat = make_chat("ics", inference_component_name="cold", max_retries=2)
     with pytest.raises(e.NoCapacityError, match="has no capacity"):
         chat.invoke("x")
+    assert len(ep.requests) == 1
     ep.reset()
-    reply = make_chat("ics", inference_component_name="cold", max_retries=2).invoke("x")
+    reply = make_chat("ics", inference_component_name="cold", cold_start_timeout=30).invoke("x")
     assert reply.content == "Echo: x" and reply.response_metadata["attempts"] == 3
+    assert reply.response_metadata["retry_reasons"] == ["NoCapacityError", "NoCapacityError"]
 
 
 def test_unreachable_endpoint_is_typed(make_chat: Callable[..., ChatSageMaker]) -> None:
