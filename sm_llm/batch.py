@@ -1,0 +1,475 @@
+"""Offline batches over JSONL: one model, many records, an output file that survives crashes.
+
+>>> report = run_batch(llm, "prompts.jsonl", "out.jsonl", concurrency=64)   # doctest: +SKIP
+>>> print(report.summary())                                                 # doctest: +SKIP
+
+Input: one JSON object per line, ``{"id": ..., "prompt": "..."}`` or ``{"id": ...,
+"messages": [{"role": ..., "content": ...}, ...]}``; any other key is a per-call argument
+of the model (``target_model``, ``inference_component_name``, ``max_tokens``,
+``temperature``, ``top_p``, ``stop``, ``model_kwargs``...). Ids are strings or integers.
+
+Output: one line per record **in the order the calls finish**, each written whole
+(one ``write`` of one line, no buffering) —
+``{"id", "output", "usage", "finish_reason", "metadata"}`` or
+``{"id", "error": {"type", "message", "retryable", "status_code"}}``. Retryable errors
+(throttling, 5xx, connection) are retried by the model's own policy first.
+
+Resume (the default): ids already in the output are skipped, so a crash, ``kill -9`` or
+Ctrl-C loses at most the calls in flight (at most ``concurrency``), never a written line; a
+torn last line is cut off before resuming. Error lines count as done: delete them to retry.
+
+Before anything is sent the input is read once, streaming, to refuse duplicate or missing
+ids and malformed lines. Memory is bounded: neither file is loaded; the ids seen are kept
+as 8-byte hashes (about 16 bytes per record for input and output together: ~16 MB for
+1,000,000 records), colliding hashes confirmed by re-reading the input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from hashlib import blake2b
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseLLM
+from langchain_core.messages import AIMessage, convert_to_messages
+from langchain_core.prompt_values import ChatPromptValue
+
+from sm_llm._adapter import AdapterBase
+from sm_llm.engine.polling import Progress, ProgressBar
+from sm_llm.errors import ConfigurationError
+
+__all__ = ["BatchReport", "arun_batch", "arun_record", "error_line", "run_batch", "run_window"]
+
+Record = Mapping[str, Any]
+_INPUTS = ("prompt", "messages")
+
+
+@dataclass
+class BatchReport:
+    """What a batch did: records done (answered), failed (an error line), skipped (already
+    in the output), tokens in and out (as the container reported them), wall time, and
+    whether ``max_errors`` stopped it early."""
+
+    output: str
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    wall_time: float = 0.0
+    stopped: bool = False
+
+    def summary(self) -> str:
+        """One line for a log or a terminal."""
+        head = f"stopped early after {self.failed} errors: " if self.stopped else ""
+        return (
+            f"{head}{self.done} done, {self.failed} failed, {self.skipped} skipped; tokens in/out "
+            f"{self.tokens_in}/{self.tokens_out}; {self.wall_time:.1f} s → {self.output}"
+        )
+
+
+# -- ids --------------------------------------------------------------------------------
+
+
+def _key(record: Record, where: str) -> str:
+    """The record's id as canonical JSON text (``1`` and ``"1"`` differ)."""
+    value = record.get("id")
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
+        got = "no id" if value is None else f"id {value!r} (ids are non-empty strings or integers)"
+        raise ConfigurationError(f"{where} has {got}")
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _hash(key: str) -> int:
+    return int.from_bytes(blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+class _Hashes:
+    """A sorted array of 64-bit id hashes: 8 bytes per id."""
+
+    def __init__(self) -> None:
+        self._items = array("Q")
+        self._sorted = True
+
+    def add(self, key: str) -> None:
+        self._items.append(_hash(key))
+        self._sorted = False
+
+    def _sort(self) -> None:
+        if not self._sorted:
+            self._items = array("Q", sorted(self._items))
+            self._sorted = True
+
+    def __contains__(self, key: str) -> bool:
+        self._sort()
+        value, items = _hash(key), self._items
+        index = bisect_left(items, value)
+        return index < len(items) and items[index] == value
+
+    def repeated(self) -> set[int]:
+        """Hashes that occur more than once."""
+        self._sort()
+        items = self._items
+        return {items[i] for i in range(1, len(items)) if items[i] == items[i - 1]}
+
+
+# -- input ------------------------------------------------------------------------------
+
+
+def _check_shape(record: Any, where: str) -> str:
+    if not isinstance(record, dict):
+        raise ConfigurationError(f"{where} is not a JSON object")
+    key = _key(record, where)
+    given = [name for name in _INPUTS if name in record]
+    if len(given) != 1:
+        raise ConfigurationError(
+            f"{where} (id {key}) needs exactly one of \"prompt\" or \"messages\""
+            + (", not both" if given else "")
+        )
+    if "prompt" in record and not isinstance(record["prompt"], str):
+        raise ConfigurationError(f"{where} (id {key}): \"prompt\" must be a string")
+    if "messages" in record and not isinstance(record["messages"], list):
+        raise ConfigurationError(f"{where} (id {key}): \"messages\" must be a list of messages")
+    return key
+
+
+class _Source:
+    """Records from a JSONL file (read again on each pass) or an iterable."""
+
+    def __init__(self, records: str | os.PathLike[str] | Iterable[Record]) -> None:
+        self.path: Path | None = None
+        self.records: Iterable[Record] = ()
+        if isinstance(records, (str, os.PathLike)):
+            self.path = Path(records)
+        else:
+            self.records = records
+        self.reiterable = self.path is not None or isinstance(records, Sequence)
+
+    def __iter__(self) -> Iterator[tuple[str, Any]]:
+        """``(where, record)`` pairs; ``where`` names the line or position for errors."""
+        if self.path is None:
+            for index, record in enumerate(self.records):
+                yield f"record {index}", record
+            return
+        try:
+            handle = self.path.open("rb")
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
+        with handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                where = f"{self.path}:{number}"
+                try:
+                    yield where, json.loads(line)
+                except ValueError as exc:
+                    raise ConfigurationError(f"{where} is not JSON: {exc}") from None
+
+
+def _check_input(source: _Source, done: _Hashes | None) -> tuple[int, int]:
+    """One streaming pass: every record well-formed, ids present and unique. Returns the
+    number of records and how many of them the output already holds."""
+    hashes, count, skipped = _Hashes(), 0, 0
+    for where, record in source:
+        key = _check_shape(record, where)
+        hashes.add(key)
+        count += 1
+        skipped += done is not None and key in done
+    repeated = hashes.repeated()
+    if repeated:  # confirm on the text (a 64-bit collision is possible, if unlikely)
+        first: dict[str, str] = {}
+        for where, record in source:
+            key = _key(record, where)
+            if _hash(key) in repeated:
+                if key in first:
+                    raise ConfigurationError(f"duplicate id {key}: {first[key]} and {where}; ids must be unique")
+                first[key] = where
+    return count, skipped
+
+
+# -- output -----------------------------------------------------------------------------
+
+
+def _read_done(path: Path) -> _Hashes:
+    """Ids already in the output; a torn last line (no newline: a crash mid-write) is cut off."""
+    done = _Hashes()
+    try:
+        handle = path.open("rb+")
+    except FileNotFoundError:
+        return done
+    except OSError as exc:
+        raise ConfigurationError(f"cannot open {path}: {exc.strerror or exc}") from exc
+    with handle:
+        size = handle.seek(0, os.SEEK_END)
+        end, step = size, 1 << 16
+        while end > 0:  # find the last newline from the end
+            start = max(0, end - step)
+            handle.seek(start)
+            chunk = handle.read(end - start)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                end = start + newline + 1
+                break
+            end = start
+        if end < size:
+            handle.truncate(end)
+        handle.seek(0)
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                done.add(_key(record, f"{path}:{number}"))
+            except (ValueError, ConfigurationError, AttributeError):
+                raise ConfigurationError(
+                    f"{path}:{number} is not an output line of sm_llm.batch; pass another output "
+                    "file, or resume=False (--no-resume) to overwrite it"
+                ) from None
+    return done
+
+
+class _Writer:
+    """Whole lines appended with unbuffered writes: a kill leaves whole lines (or a torn
+    last one that resume cuts off)."""
+
+    def __init__(self, path: Path, *, append: bool) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        try:
+            self.fd = os.open(path, flags, 0o644)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+    def write(self, line: Mapping[str, Any]) -> None:
+        data = memoryview((json.dumps(line, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
+        while data:
+            data = data[os.write(self.fd, data):]
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+# -- one record -------------------------------------------------------------------------
+
+
+def error_line(record_id: Any, exc: BaseException) -> dict[str, Any]:
+    """The output line of a failed record."""
+    return {
+        "id": record_id,
+        "error": {
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "retryable": bool(getattr(exc, "is_retryable", False)),
+            "status_code": getattr(exc, "status_code", None),
+        },
+    }
+
+
+def _usage(usage: Mapping[str, Any] | None) -> dict[str, int] | None:
+    """Token counts under one pair of names, whatever the container called them."""
+    if not usage:
+        return None
+    found = {
+        "input_tokens": usage.get("input_tokens", usage.get("prompt_tokens")),
+        "output_tokens": usage.get("output_tokens", usage.get("completion_tokens")),
+    }
+    return {name: int(value) for name, value in found.items() if isinstance(value, int)} or None
+
+
+def _success(record_id: Any, output: Any, info: Mapping[str, Any], usage: Any) -> dict[str, Any]:
+    metadata = {k: v for k, v in info.items() if k not in ("finish_reason", "usage", "model_provider")}
+    return {
+        "id": record_id,
+        "output": output,
+        "usage": _usage(usage or info.get("usage")),
+        "finish_reason": info.get("finish_reason"),
+        "metadata": metadata,
+    }
+
+
+async def arun_record(model: Any, record: Record) -> dict[str, Any]:
+    """Call ``model`` for one record; its output line (an error line if the call failed)."""
+    record_id = record.get("id")
+    kwargs = {k: v for k, v in record.items() if k not in ("id", *_INPUTS)}
+    try:
+        if isinstance(model, BaseLLM):  # generate: the reply's metadata, not only its text
+            prompt = record.get("prompt")
+            if prompt is None:
+                prompt = ChatPromptValue(messages=convert_to_messages(record["messages"])).to_string()
+            result = await model.agenerate([prompt], **kwargs)
+            generation = result.generations[0][0]
+            return _success(record_id, generation.text, generation.generation_info or {}, None)
+        reply = await model.ainvoke(record.get("prompt", record.get("messages")), **kwargs)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        return error_line(record_id, exc)
+    if isinstance(reply, AIMessage):
+        line = _success(record_id, reply.content, reply.response_metadata, reply.usage_metadata)
+        if reply.tool_calls:
+            line["tool_calls"] = reply.tool_calls
+        return line
+    return _success(record_id, reply if isinstance(reply, str) else str(reply), {}, None)
+
+
+# -- the window -------------------------------------------------------------------------
+
+
+def _adapter(model: Any) -> AdapterBase | None:
+    while not isinstance(model, AdapterBase) and hasattr(model, "bound"):
+        model = model.bound
+    return model if isinstance(model, AdapterBase) else None
+
+
+def _sized(model: Any, concurrency: int) -> Any:
+    """``model``, or a copy whose connection pool holds ``concurrency`` connections."""
+    adapter = _adapter(model)
+    if adapter is None or adapter.max_connections >= concurrency:
+        return model
+    bigger = adapter.model_copy(update={"max_connections": concurrency})
+    if adapter is model:
+        return bigger
+    return model.model_copy(update={"bound": _sized(model.bound, concurrency)})
+
+
+async def run_window(
+    model: Any, records: Iterable[Record], concurrency: int, on_line: Callable[[dict[str, Any]], bool]
+) -> None:
+    """Keep ``concurrency`` calls in flight over ``records``; ``on_line`` gets each output
+    line as its call finishes and returns False to stop starting new calls."""
+    slots = asyncio.Semaphore(concurrency)
+    running: set[asyncio.Task[None]] = set()
+    go = True
+
+    async def one(record: Record) -> None:
+        nonlocal go
+        try:
+            line = await arun_record(model, record)
+            if not on_line(line):
+                go = False
+        finally:
+            slots.release()
+
+    try:
+        for record in records:
+            await slots.acquire()
+            if not go:
+                slots.release()
+                break
+            task = asyncio.create_task(one(record))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        if running:
+            await asyncio.gather(*running)
+    finally:
+        for task in running:
+            task.cancel()
+
+
+async def arun_batch(
+    model: Any,
+    records: str | os.PathLike[str] | Iterable[Record],
+    output: str | os.PathLike[str],
+    *,
+    concurrency: int = 64,
+    resume: bool = True,
+    progress: Progress = True,
+    max_errors: int | None = None,
+) -> BatchReport:
+    """Async :func:`run_batch` on the running event loop."""
+    if concurrency < 1:
+        raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
+    if max_errors is not None and max_errors < 1:
+        raise ConfigurationError(f"max_errors must be at least 1, got {max_errors}")
+    started = time.monotonic()
+    path, source = Path(output), _Source(records)
+    done = _read_done(path) if resume else None
+    total, skipped = _check_input(source, done) if source.reiterable else (0, 0)
+    report = BatchReport(output=str(path), skipped=skipped)
+    writer = _Writer(path, append=resume)
+    bar = ProgressBar(total - skipped, progress, desc="batch", unit="rec")
+    seen: set[int] | None = None if source.reiterable else set()  # a one-shot iterator: 8-byte ints, in a set
+
+    def pending() -> Iterator[Record]:
+        for where, record in source:
+            key = _check_shape(record, where) if seen is not None else _key(record, where)
+            if seen is not None:  # a one-shot iterator: checked as it is read
+                if _hash(key) in seen:
+                    raise ConfigurationError(f"duplicate id {key} at {where}; ids must be unique")
+                seen.add(_hash(key))
+            if done is not None and key in done:
+                report.skipped += seen is not None
+                continue
+            yield record
+
+    def on_line(line: dict[str, Any]) -> bool:
+        writer.write(line)
+        failed = "error" in line
+        if failed:
+            report.failed += 1
+        else:
+            report.done += 1
+            usage = line.get("usage") or {}
+            report.tokens_in += usage.get("input_tokens", 0)
+            report.tokens_out += usage.get("output_tokens", 0)
+        bar.advance(1, int(failed))
+        if max_errors is not None and report.failed >= max_errors:
+            report.stopped = True
+        return not report.stopped
+
+    try:
+        await run_window(_sized(model, concurrency), pending(), concurrency, on_line)
+    finally:
+        bar.close()
+        writer.close()
+        report.wall_time = time.monotonic() - started
+    return report
+
+
+def run_batch(
+    model: Any,
+    records: str | os.PathLike[str] | Iterable[Record],
+    output: str | os.PathLike[str],
+    *,
+    concurrency: int = 64,
+    resume: bool = True,
+    progress: Progress = True,
+    max_errors: int | None = None,
+) -> BatchReport:
+    """Run ``model`` (an sm_llm adapter, a bound one, or any LangChain runnable) over
+    ``records`` — a JSONL path, or an iterable of mappings — appending one line per
+    record to ``output`` as calls finish, ``concurrency`` calls in flight.
+
+    ``resume``: skip ids already in ``output`` (else it is overwritten). ``progress``: a
+    bar on stderr (tqdm with rate and ETA if installed) on a terminal, ``"force"``
+    always. ``max_errors``: stop starting calls once that many records failed (calls in
+    flight still finish and are written); ``report.stopped`` tells. See the module
+    docstring for the formats and guarantees.
+    """
+
+    async def main() -> BatchReport:
+        sized = _sized(model, concurrency)
+        try:
+            return await arun_batch(
+                sized, records, output, concurrency=concurrency, resume=resume,
+                progress=progress, max_errors=max_errors,
+            )
+        finally:
+            adapter = _adapter(sized)
+            if adapter is not None:  # this loop's async clients end with it
+                await adapter.aclose()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    with ThreadPoolExecutor(max_workers=1) as thread:  # called from async code (a notebook)
+        return thread.submit(asyncio.run, main()).result()
