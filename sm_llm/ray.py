@@ -68,7 +68,17 @@ class SageMakerMapper:
         self._loop.run_until_complete(run())
         return {name: [line.get(name) for line in lines] for name in COLUMNS}
 
-    def __del__(self) -> None:
+    def close(self) -> None:
+        """Close the actor's async clients and its event loop (also done when collected)."""
         loop = getattr(self, "_loop", None)
-        if loop is not None and not loop.is_closed() and not loop.is_running():
+        if loop is None or loop.is_closed() or loop.is_running():
+            return
+        aclose = getattr(self.model, "aclose", None)  # a binding forwards to its model
+        try:
+            if aclose is not None:
+                loop.run_until_complete(aclose())
+        finally:
             loop.close()
+
+    def __del__(self) -> None:
+        self.close()
