@@ -44,8 +44,11 @@ from langchain_core.messages import AIMessage, convert_to_messages
 from langchain_core.prompt_values import ChatPromptValue
 
 from sm_llm._adapter import AdapterBase
+from sm_llm._core.request import reply_metadata
+from sm_llm._stop import truncate_at_stop
 from sm_llm.engine.polling import Progress, ProgressBar
 from sm_llm.errors import ConfigurationError
+from sm_llm.llms import SageMakerLLM
 
 __all__ = ["BatchReport", "arun_batch", "arun_record", "error_line", "run_batch", "run_window"]
 
@@ -295,6 +298,28 @@ def _success(record_id: Any, output: Any, info: Mapping[str, Any], usage: Any) -
     }
 
 
+def _direct(model: Any) -> bool:
+    """A plain ``SageMakerLLM`` with nothing LangChain's ``agenerate`` would add (callbacks,
+    rate limiter, cache, async jobs): call its engine directly — the same request, retries
+    and parsing, without the per-call callback machinery."""
+    return (
+        isinstance(model, SageMakerLLM) and not model.callbacks and model.rate_limiter is None
+        and model.cache is None and model.async_inference is None and not model.streaming
+    )
+
+
+async def _call_engine(model: Any, record_id: Any, prompt: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    stop = kwargs.pop("stop", None)
+    request = model.prepare_request(prompt, stop=stop, **kwargs)
+    parsed, metadata = await model.engine.acall(request)
+    text, stopped = truncate_at_stop(parsed.text, request.stop)
+    info = reply_metadata(
+        metadata, finish_reason="stop" if stopped else parsed.finish_reason, usage=parsed.usage,
+        model_name=parsed.model_name,
+    )
+    return _success(record_id, text, info, None)
+
+
 async def arun_record(model: Any, record: Record) -> dict[str, Any]:
     """Call ``model`` for one record; its output line (an error line if the call failed)."""
     record_id = record.get("id")
@@ -304,6 +329,8 @@ async def arun_record(model: Any, record: Record) -> dict[str, Any]:
             prompt = record.get("prompt")
             if prompt is None:
                 prompt = ChatPromptValue(messages=convert_to_messages(record["messages"])).to_string()
+            if _direct(model):
+                return await _call_engine(model, record_id, prompt, kwargs)
             result = await model.agenerate([prompt], **kwargs)
             generation = result.generations[0][0]
             return _success(record_id, generation.text, generation.generation_info or {}, None)

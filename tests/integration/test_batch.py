@@ -87,6 +87,33 @@ def test_chat_messages_usage_and_tool_free_output(ep: LocalEndpoint, tmp_path: P
     assert bodies["plain prompt"]["temperature"] == 0.5 and "temperature" not in bodies["hi"]
 
 
+def test_direct_engine_path_writes_what_agenerate_writes(ep: LocalEndpoint, tmp_path: Path) -> None:
+    """A plain SageMakerLLM is called through its engine; with callbacks, through
+    ``agenerate``: the same lines either way (ids of the request aside)."""
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class Count(BaseCallbackHandler):
+        ends = 0
+
+        def on_llm_end(self, *args: Any, **kwargs: Any) -> None:
+            Count.ends += 1
+
+    records = [{"id": 1, "prompt": "a b c. d e", "stop": ["."]}, {"id": 2, "prompt": "x y z", "max_tokens": 2},
+               {"id": 3, "prompt": "m", "target_model": "model-b.tar.gz"}]
+    outputs = []
+    for name, callbacks in (("direct", None), ("generate", [Count()])):
+        run_batch(_llm(ep, callbacks=callbacks), records[:2], tmp_path / f"{name}.jsonl",
+                  concurrency=1, progress=False)
+        run_batch(_llm(ep, "mme", callbacks=callbacks), records[2:], tmp_path / f"{name}.jsonl", concurrency=1,
+                  progress=False)
+        lines = sorted(_lines(tmp_path / f"{name}.jsonl"), key=lambda line: line["id"])
+        for line in lines:
+            del line["metadata"]["request_id"], line["metadata"]["inference_id"]
+        outputs.append(lines)
+    assert outputs[0] == outputs[1] and Count.ends == 3
+    assert outputs[0][0]["output"] == "Echo: a b c" and outputs[0][0]["finish_reason"] == "stop"
+
+
 def test_per_record_errors_and_retries(ep: LocalEndpoint, tmp_path: Path) -> None:
     ep.faults = FaultConfig(fail_next=["ThrottlingException"])
     records = [
