@@ -27,15 +27,11 @@ as 8-byte hashes (about 16 bytes per record for input and output together: ~16 M
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
-from array import array
-from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +40,17 @@ from langchain_core.messages import AIMessage, convert_to_messages
 from langchain_core.prompt_values import ChatPromptValue
 
 from sm_llm._adapter import AdapterBase
+from sm_llm._batch_files import (
+    INPUTS,
+    LineWriter,
+    Record,
+    Records,
+    check_input,
+    check_shape,
+    id_hash,
+    read_done,
+    record_key,
+)
 from sm_llm._core.request import reply_metadata
 from sm_llm._stop import truncate_at_stop
 from sm_llm.engine.polling import Progress, ProgressBar
@@ -52,8 +59,6 @@ from sm_llm.llms import SageMakerLLM
 
 __all__ = ["BatchReport", "arun_batch", "arun_record", "error_line", "run_batch", "run_window"]
 
-Record = Mapping[str, Any]
-_INPUTS = ("prompt", "messages")
 
 
 @dataclass
@@ -78,186 +83,6 @@ class BatchReport:
             f"{head}{self.done} done, {self.failed} failed, {self.skipped} skipped; tokens in/out "
             f"{self.tokens_in}/{self.tokens_out}; {self.wall_time:.1f} s → {self.output}"
         )
-
-
-# -- ids --------------------------------------------------------------------------------
-
-
-def _key(record: Record, where: str) -> str:
-    """The record's id as canonical JSON text (``1`` and ``"1"`` differ)."""
-    value = record.get("id")
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or value == "":
-        got = "no id" if value is None else f"id {value!r} (ids are non-empty strings or integers)"
-        raise ConfigurationError(f"{where} has {got}")
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _hash(key: str) -> int:
-    return int.from_bytes(blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
-
-
-class _Hashes:
-    """A sorted array of 64-bit id hashes: 8 bytes per id."""
-
-    def __init__(self) -> None:
-        self._items = array("Q")
-        self._sorted = True
-
-    def add(self, key: str) -> None:
-        self._items.append(_hash(key))
-        self._sorted = False
-
-    def _sort(self) -> None:
-        if not self._sorted:
-            self._items = array("Q", sorted(self._items))
-            self._sorted = True
-
-    def __contains__(self, key: str) -> bool:
-        self._sort()
-        value, items = _hash(key), self._items
-        index = bisect_left(items, value)
-        return index < len(items) and items[index] == value
-
-    def repeated(self) -> set[int]:
-        """Hashes that occur more than once."""
-        self._sort()
-        items = self._items
-        return {items[i] for i in range(1, len(items)) if items[i] == items[i - 1]}
-
-
-# -- input ------------------------------------------------------------------------------
-
-
-def _check_shape(record: Any, where: str) -> str:
-    if not isinstance(record, dict):
-        raise ConfigurationError(f"{where} is not a JSON object")
-    key = _key(record, where)
-    given = [name for name in _INPUTS if name in record]
-    if len(given) != 1:
-        raise ConfigurationError(
-            f"{where} (id {key}) needs exactly one of \"prompt\" or \"messages\""
-            + (", not both" if given else "")
-        )
-    if "prompt" in record and not isinstance(record["prompt"], str):
-        raise ConfigurationError(f"{where} (id {key}): \"prompt\" must be a string")
-    if "messages" in record and not isinstance(record["messages"], list):
-        raise ConfigurationError(f"{where} (id {key}): \"messages\" must be a list of messages")
-    return key
-
-
-class _Source:
-    """Records from a JSONL file (read again on each pass) or an iterable."""
-
-    def __init__(self, records: str | os.PathLike[str] | Iterable[Record]) -> None:
-        self.path: Path | None = None
-        self.records: Iterable[Record] = ()
-        if isinstance(records, (str, os.PathLike)):
-            self.path = Path(records)
-        else:
-            self.records = records
-        self.reiterable = self.path is not None or isinstance(records, Sequence)
-
-    def __iter__(self) -> Iterator[tuple[str, Any]]:
-        """``(where, record)`` pairs; ``where`` names the line or position for errors."""
-        if self.path is None:
-            for index, record in enumerate(self.records):
-                yield f"record {index}", record
-            return
-        try:
-            handle = self.path.open("rb")
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
-        with handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                where = f"{self.path}:{number}"
-                try:
-                    yield where, json.loads(line)
-                except ValueError as exc:
-                    raise ConfigurationError(f"{where} is not JSON: {exc}") from None
-
-
-def _check_input(source: _Source, done: _Hashes | None) -> tuple[int, int]:
-    """One streaming pass: every record well-formed, ids present and unique. Returns the
-    number of records and how many of them the output already holds."""
-    hashes, count, skipped = _Hashes(), 0, 0
-    for where, record in source:
-        key = _check_shape(record, where)
-        hashes.add(key)
-        count += 1
-        skipped += done is not None and key in done
-    repeated = hashes.repeated()
-    if repeated:  # confirm on the text (a 64-bit collision is possible, if unlikely)
-        first: dict[str, str] = {}
-        for where, record in source:
-            key = _key(record, where)
-            if _hash(key) in repeated:
-                if key in first:
-                    raise ConfigurationError(f"duplicate id {key}: {first[key]} and {where}; ids must be unique")
-                first[key] = where
-    return count, skipped
-
-
-# -- output -----------------------------------------------------------------------------
-
-
-def _read_done(path: Path) -> _Hashes:
-    """Ids already in the output; a torn last line (no newline: a crash mid-write) is cut off."""
-    done = _Hashes()
-    try:
-        handle = path.open("rb+")
-    except FileNotFoundError:
-        return done
-    except OSError as exc:
-        raise ConfigurationError(f"cannot open {path}: {exc.strerror or exc}") from exc
-    with handle:
-        size = handle.seek(0, os.SEEK_END)
-        end, step = size, 1 << 16
-        while end > 0:  # find the last newline from the end
-            start = max(0, end - step)
-            handle.seek(start)
-            chunk = handle.read(end - start)
-            newline = chunk.rfind(b"\n")
-            if newline >= 0:
-                end = start + newline + 1
-                break
-            end = start
-        if end < size:
-            handle.truncate(end)
-        handle.seek(0)
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                done.add(_key(record, f"{path}:{number}"))
-            except (ValueError, ConfigurationError, AttributeError):
-                raise ConfigurationError(
-                    f"{path}:{number} is not an output line of sm_llm.batch; pass another output "
-                    "file, or resume=False (--no-resume) to overwrite it"
-                ) from None
-    return done
-
-
-class _Writer:
-    """Whole lines appended with unbuffered writes: a kill leaves whole lines (or a torn
-    last one that resume cuts off)."""
-
-    def __init__(self, path: Path, *, append: bool) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-        try:
-            self.fd = os.open(path, flags, 0o644)
-        except OSError as exc:
-            raise ConfigurationError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-    def write(self, line: Mapping[str, Any]) -> None:
-        data = memoryview((json.dumps(line, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
-        while data:
-            data = data[os.write(self.fd, data):]
-
-    def close(self) -> None:
-        os.close(self.fd)
 
 
 # -- one record -------------------------------------------------------------------------
@@ -323,7 +148,7 @@ async def _call_engine(model: Any, record_id: Any, prompt: str, kwargs: dict[str
 async def arun_record(model: Any, record: Record) -> dict[str, Any]:
     """Call ``model`` for one record; its output line (an error line if the call failed)."""
     record_id = record.get("id")
-    kwargs = {k: v for k, v in record.items() if k not in ("id", *_INPUTS)}
+    kwargs = {k: v for k, v in record.items() if k not in ("id", *INPUTS)}
     try:
         if isinstance(model, BaseLLM):  # generate: the reply's metadata, not only its text
             prompt = record.get("prompt")
@@ -417,21 +242,21 @@ async def arun_batch(
     if max_errors is not None and max_errors < 1:
         raise ConfigurationError(f"max_errors must be at least 1, got {max_errors}")
     started = time.monotonic()
-    path, source = Path(output), _Source(records)
-    done = _read_done(path) if resume else None
-    total, skipped = _check_input(source, done) if source.reiterable else (0, 0)
+    path, source = Path(output), Records(records)
+    done = read_done(path) if resume else None
+    total, skipped = check_input(source, done) if source.reiterable else (0, 0)
     report = BatchReport(output=str(path), skipped=skipped)
-    writer = _Writer(path, append=resume)
+    writer = LineWriter(path, append=resume)
     bar = ProgressBar(total - skipped, progress, desc="batch", unit="rec")
     seen: set[int] | None = None if source.reiterable else set()  # a one-shot iterator: 8-byte ints, in a set
 
     def pending() -> Iterator[Record]:
         for where, record in source:
-            key = _check_shape(record, where) if seen is not None else _key(record, where)
+            key = check_shape(record, where) if seen is not None else record_key(record, where)
             if seen is not None:  # a one-shot iterator: checked as it is read
-                if _hash(key) in seen:
+                if id_hash(key) in seen:
                     raise ConfigurationError(f"duplicate id {key} at {where}; ids must be unique")
-                seen.add(_hash(key))
+                seen.add(id_hash(key))
             if done is not None and key in done:
                 report.skipped += seen is not None
                 continue

@@ -234,8 +234,7 @@ class ContentHandler(BaseModel):
         return deepcopy_state(self, memo)
 
     def __copy__(self) -> Self:
-        """A shallow copy that compiles its own template (``model_copy(update=...)`` may
-        change the fields the cached ones came from)."""
+        """A shallow copy compiling its own template (``model_copy(update=...)`` may change it)."""
         copied = super().__copy__()
         for name in cached_names(type(self)):
             copied.__dict__.pop(name, None)
