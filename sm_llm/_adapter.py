@@ -8,6 +8,7 @@ honours. Adapters only convert LangChain inputs and outputs.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +30,7 @@ from sm_llm import config as config_files
 from sm_llm._core.request import RequestSpec, parameters
 from sm_llm._core.retry import RetryPolicy
 from sm_llm._names import did_you_mean
+from sm_llm._pickling import without_cached
 from sm_llm._routing import (
     INVOKE,
     ROUTING_FIELDS,
@@ -278,14 +280,39 @@ class AdapterBase(BaseModel):
         copied._engine, copied._engine_lock = None, threading.Lock()  # a copy may differ: its own engine
         return copied
 
+    # -- pickling and deep copies: fields travel, runtime state is recreated lazily ---------
+
+    def _state(self) -> dict[str, Any]:
+        """The pydantic state without the engine (clients, pools, event-loop state), its
+        lock and cached compiled expressions; secrets stay ``SecretStr``."""
+        state = without_cached(super().__getstate__(), type(self))
+        private = dict(state.get("__pydantic_private__") or {})
+        private.update(_engine=None, _engine_lock=None)
+        return {**state, "__pydantic_private__": private}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What ``pickle`` sends: the fields and the resolved handler — never a client."""
+        if self.client is not None:
+            raise ConfigurationError(
+                f"a {type(self).__name__} built with client= cannot be pickled: a boto3 client "
+                "belongs to its process. Pass the connection fields instead (region_name, "
+                "endpoint_url, credentials...) and each process creates its own client"
+            )
+        return self._state()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.__pydantic_private__["_engine_lock"] = threading.Lock()  # type: ignore[index]
+
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
-        engine, lock = self._engine, self._engine_lock
-        self._engine, self._engine_lock = None, None  # type: ignore[assignment]
-        try:
-            copied = super().__deepcopy__(memo)
-        finally:
-            self._engine, self._engine_lock = engine, lock
-        copied._engine_lock = threading.Lock()
+        memo = {} if memo is None else memo
+        for shared in (self.client, self.transport):  # the copy shares a given client or transport
+            if shared is not None:
+                memo[id(shared)] = shared
+        cls = type(self)
+        copied = cls.__new__(cls)
+        memo[id(self)] = copied
+        copied.__setstate__(copy.deepcopy(self._state(), memo))
         return copied
 
     def close(self) -> None:

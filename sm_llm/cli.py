@@ -70,6 +70,10 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompt", help="the prompt; '-' reads it from standard input")
+    _add_model_flags(parser)
+
+
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML config (sm_llm.load_config): an llm or chat model")
     parser.add_argument("--name", help="the model to use from a models: config file")
     add_connection_args(parser)
@@ -111,6 +115,9 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("--name", help="the model to check in a models: file (default: all)")
 
     add_job_parser(commands)
+    from sm_llm._cli_batch import add_batch_parser
+
+    _add_model_flags(add_batch_parser(commands))
     from sm_llm._cli_token import add_token_parser
 
     add_token_parser(commands)
@@ -309,6 +316,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _config(args)
         if args.command == "job":
             return run_job_command(args)
+        if args.command == "batch":
+            from sm_llm._cli_batch import run_batch_command
+
+            return run_batch_command(args, _llm(args))
         if args.command == "token":
             from sm_llm._cli_token import run_token_command
 

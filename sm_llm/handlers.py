@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -27,6 +27,7 @@ from sm_llm._handler_spec import (  # public names of this module too
     UsageSpec,
     normalize_finish_reason,
 )
+from sm_llm._pickling import cached_names, deepcopy_state, without_cached
 from sm_llm._routing import check_media_type
 from sm_llm._templating import compile_template, render
 from sm_llm._validation import validation_problems
@@ -160,6 +161,22 @@ class ContentHandler(BaseModel):
     def _check_media_type(cls, value: str, info: Any) -> str:
         check_media_type(info.field_name, value)  # they are sent as headers
         return value
+
+    # -- pickling -----------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields, without the compiled template and getters (recompiled on first use)."""
+        return without_cached(super().__getstate__(), type(self))
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        return deepcopy_state(self, memo)
+
+    def __copy__(self) -> Self:
+        """A shallow copy compiling its own template (``model_copy(update=...)`` may change it)."""
+        copied = super().__copy__()
+        for name in cached_names(type(self)):
+            copied.__dict__.pop(name, None)
+        return copied
 
     # -- construction -------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 from sm_llm._async_config import AsyncInferenceConfig
 from sm_llm.errors import JobTimeoutError, SageMakerError
 
-__all__ = ["Pollable", "Progress", "await_all", "await_one", "poll_waits", "wait_all", "wait_one"]
+__all__ = ["Pollable", "Progress", "ProgressBar", "await_all", "await_one", "poll_waits", "wait_all", "wait_one"]
 
 Progress = bool | Literal["force"]
 _MAX_POLLERS = 32
@@ -119,16 +119,21 @@ async def await_one(job: Pollable, timeout: float | None, poll: Callable[[], boo
 # -- many jobs ------------------------------------------------------------------------
 
 
-class _Bar:
-    """A progress bar on stderr: tqdm when installed, else one self-rewriting line.
+class ProgressBar:
+    """A progress bar on stderr: tqdm (rate and ETA) when installed, else one
+    self-rewriting line (at most every ``0.2`` s, with the rate).
 
-    ``progress=True`` shows it only on a terminal; ``"force"`` always.
+    ``progress=True`` shows it only on a terminal; ``"force"`` always. ``desc`` and
+    ``unit`` name what is counted (async jobs, batch records).
     """
 
-    def __init__(self, total: int, progress: Progress) -> None:
+    def __init__(self, total: int, progress: Progress, *, desc: str = "async jobs", unit: str = "job") -> None:
         self.enabled = bool(progress) and (progress == "force" or sys.stderr.isatty())
         self.total, self.done, self.failed = total, 0, 0
+        self.desc = desc
         self._tqdm: Any = None
+        self._started = self._shown = time.monotonic()
+        self._shown_done = -1
         if not self.enabled:
             return
         try:
@@ -136,12 +141,15 @@ class _Bar:
         except ImportError:
             self._line()
             return
-        self._tqdm = tqdm(total=total, file=sys.stderr, unit="job", desc="async jobs", dynamic_ncols=True)
+        self._tqdm = tqdm(total=total, file=sys.stderr, unit=unit, desc=desc, dynamic_ncols=True)
 
     def _line(self) -> None:
         failed = f", {self.failed} failed" if self.failed else ""
-        sys.stderr.write(f"\rasync jobs: {self.done}/{self.total} done{failed}")
+        elapsed = time.monotonic() - self._started
+        rate = f", {self.done / elapsed:.1f}/s" if elapsed > 0 and self.done else ""
+        sys.stderr.write(f"\r{self.desc}: {self.done}/{self.total} done{failed}{rate}")
         sys.stderr.flush()
+        self._shown, self._shown_done = time.monotonic(), self.done
 
     def advance(self, finished: int, failed: int) -> None:
         """Count ``finished`` more jobs, ``failed`` of them failed."""
@@ -153,7 +161,7 @@ class _Bar:
             if failed:
                 self._tqdm.set_postfix(failed=self.failed, refresh=False)
             self._tqdm.update(finished)
-        else:
+        elif self.done >= self.total or time.monotonic() - self._shown >= 0.2:
             self._line()
 
     def close(self) -> None:
@@ -164,6 +172,8 @@ class _Bar:
         if self._tqdm is not None:
             self._tqdm.close()
         else:
+            if self._shown_done != self.done:  # the last count was throttled away
+                self._line()
             sys.stderr.write("\n")
             sys.stderr.flush()
 
@@ -224,11 +234,11 @@ class _Round:
         self.limit = 0.0
         self.schedule: tuple[AsyncInferenceConfig, float, float] | None = None
         if not self.jobs:
-            self.bar = _Bar(0, False)
+            self.bar = ProgressBar(0, False)
             return
         self.schedule = _schedule(self.jobs, timeout)
         self.limit = self.schedule[1]
-        self.bar = _Bar(len(self.jobs), progress)
+        self.bar = ProgressBar(len(self.jobs), progress)
         for index, job in enumerate(self.jobs):
             if job.done:
                 self.bar.advance(1, _settle(self.jobs, self.slots, index, None, generations))

@@ -24,8 +24,10 @@ EXPECT = {
     "rag.py": "retrieved: Asynchronous inference queues requests",
     "from_langchain_aws.py": "stream: Echo:| Streaming| needs| no| handler| code",
     "openai_route.py": "other client: Echo: plain HTTP works too",
+    "ray_batch.py": "20 answers, 0 failed",
+    "batch_job.py": "resumed: 0 done, 0 failed, 12 skipped",
 }
-EXTRAS = {"async_job.py": "local-s3"}  # what each example declares beyond the plain install
+EXTRAS = {"async_job.py": "local-s3", "ray_batch.py": "ray"}  # what each example declares beyond the plain install
 ABSENT_FROM_PLAIN = ("numpy", "moto", "flask", "aiobotocore", "tqdm", "pytest")
 
 
@@ -37,6 +39,8 @@ def _run(python: Path | str, name: str, env: dict[str, str], cwd: Path) -> subpr
 
 @pytest.mark.parametrize("name", sorted(EXPECT))
 def test_example_runs(name: str, fresh_env: dict[str, str]) -> None:
+    if name == "ray_batch.py":
+        pytest.importorskip("ray", reason="Ray is not installed (pip install 'sm-llm[ray]')")
     result = _run(sys.executable, name, fresh_env, ROOT)
     assert result.returncode == 0, result.stderr
     assert EXPECT[name] in result.stdout

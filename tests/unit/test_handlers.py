@@ -268,3 +268,21 @@ def test_content_type_and_accept_limits_are_the_services() -> None:
         {"request_template": "{}", "response": {"text": "x"}, "content_type": "a" * 1024, "accept": ""}
     )
     assert len(handler.content_type) == 1024
+
+
+def test_copies_and_pickles_recompile_their_own_template() -> None:
+    """Compiled templates and getters are cached per instance: a ``model_copy(update=...)``
+    compiles its own (it once kept the original's), and pickle/deepcopy leave them out."""
+    import copy
+    import pickle
+
+    handler = ContentHandler.from_preset("tgi")
+    handler.render_request("x")
+    handler.parse_stream_record('{"token": {"text": "a"}}')
+    changed = handler.model_copy(update={"request_template": '{"inputs": {{ (prompt ~ "!") | tojson }}}'})
+    assert json.loads(changed.render_request("x")) == {"inputs": "x!"}
+    assert json.loads(handler.render_request("x"))["inputs"] == "x"
+    for copied in (pickle.loads(pickle.dumps(handler)), copy.deepcopy(handler)):
+        assert copied == handler and "_template" not in copied.__dict__
+        assert copied.render_request("x") == handler.render_request("x")
+        assert copied.parse_stream_record('{"token": {"text": "a"}}').text == "a"
