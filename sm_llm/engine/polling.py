@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 from sm_llm._async_config import AsyncInferenceConfig
 from sm_llm.errors import JobTimeoutError, SageMakerError
 
-__all__ = ["Pollable", "Progress", "await_all", "await_one", "poll_waits", "wait_all", "wait_one"]
+__all__ = ["Bar", "Pollable", "Progress", "await_all", "await_one", "poll_waits", "wait_all", "wait_one"]
 
 Progress = bool | Literal["force"]
 _MAX_POLLERS = 32
@@ -166,6 +166,10 @@ class _Bar:
         else:
             sys.stderr.write("\n")
             sys.stderr.flush()
+
+
+Bar = _Bar
+"""The progress bar :func:`wait_all` draws (``Bar(total, progress)``, ``advance``, ``close``)."""
 
 
 def _schedule(jobs: Sequence[Pollable], timeout: float | None) -> tuple[AsyncInferenceConfig, float, float]:

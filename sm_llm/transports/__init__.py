@@ -7,7 +7,7 @@ as an :mod:`sm_llm.errors` exception.
 """
 
 from sm_llm.transports.aws import BotocoreTransport
-from sm_llm.transports.base import InvokeResult, S3Object, StreamResult, Transport
+from sm_llm.transports.base import InvokeResult, QueueMessage, S3Object, StreamResult, Transport
 from sm_llm.transports.clients import ClientSettings
 from sm_llm.transports.fake import FakeCall, FakeStream, FakeTransport
 
@@ -18,6 +18,7 @@ __all__ = [
     "FakeStream",
     "FakeTransport",
     "InvokeResult",
+    "QueueMessage",
     "S3Object",
     "StreamResult",
     "Transport",
