@@ -283,8 +283,9 @@ class _Waiter:
                 if fresh is not None:
                     self.tracked[job_id].entry = fresh
 
-    def receive(self, url: str, wait: int) -> None:
-        """One long poll of ``url``: settle the jobs named, delete what was handled."""
+    def receive(self, url: str, wait: int, pool: ThreadPoolExecutor) -> None:
+        """One long poll of ``url``: settle the jobs named (their output reads in parallel),
+        delete what was handled."""
         item = self.queues[url]
         transport = item.adapter.engine.transport
         self.stats.sqs_receives += 1
@@ -292,6 +293,7 @@ class _Waiter:
         if messages:
             self.last_news = self.clock()
         handled: list[str] = []
+        settle: list[tuple[Notification, _Tracked]] = []
         for message in messages:
             note = parse_notification(message.body)
             entries = self.ledger.by_inference_id(note.inference_id) if note is not None else []
@@ -305,8 +307,9 @@ class _Waiter:
                 if tracked is None and not entry.finished:  # another process's job, or not yet accepted
                     tracked = _Tracked(entry, self.adapter_for(entry.model), AsyncInferenceConfig(**entry.config), 0.0, 1.0)
                 if tracked is not None:
-                    self.notified(note, tracked)
+                    settle.append((note, tracked))
             handled.append(message.receipt_handle)  # a duplicate of a finished job too
+        list(pool.map(lambda pair: self.notified(*pair), settle))
         if handled:
             transport.sqs_delete(url, handled)
 
@@ -368,7 +371,7 @@ def wait_ledger(
                         break
                     until = min(waiter.next_due(), deadline) - clock()
                     wait = int(max(0.0, min(float(waiter.queues[url].config.notification_wait_seconds), until)))
-                    waiter.receive(url, wait)
+                    waiter.receive(url, wait, pool)
                 list(pool.map(waiter.check, waiter.due()))
                 bar.advance(before - len(waiter.tracked), 0)
                 if waiter.tracked and before == len(waiter.tracked):

@@ -21,10 +21,11 @@ EXPECT = {
     "agent.py": "answer: Tool result: It is 21 °C and sunny in Lisbon.",
     "chatbot_backend.py": "history of alice: 4 messages",
     "async_job.py": "invoke: Echo: a prompt that takes an hour on a real endpoint",
+    "async_campaign.py": "from the file alone: Echo: Summarise chapter 1",
     "rag.py": "retrieved: Asynchronous inference queues requests",
     "from_langchain_aws.py": "stream: Echo:| Streaming| needs| no| handler| code",
 }
-EXTRAS = {"async_job.py": "local-s3"}  # what each example declares beyond the plain install
+EXTRAS = {"async_job.py": "local-s3", "async_campaign.py": "local-s3"}  # what each example declares beyond the plain install
 ABSENT_FROM_PLAIN = ("numpy", "moto", "flask", "aiobotocore", "tqdm", "pytest")
 
 
