@@ -306,8 +306,8 @@ class _Waiter:
                 tracked = self.tracked.get(entry.id)
                 if tracked is None and not entry.finished:  # another process's job, or not yet accepted
                     tracked = _Tracked(entry, self.adapter_for(entry.model), AsyncInferenceConfig(**entry.config), 0.0, 1.0)
-                if tracked is not None:
-                    settle.append((note, tracked))
+                if tracked is not None and all(t.entry.id != entry.id for _, t in settle):
+                    settle.append((note, tracked))  # a duplicate in the same batch is read once
             handled.append(message.receipt_handle)  # a duplicate of a finished job too
         list(pool.map(lambda pair: self.notified(*pair), settle))
         if handled:
