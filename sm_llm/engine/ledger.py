@@ -15,6 +15,7 @@ completed once, by whoever saw it first, and never goes back. The schema is vers
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -142,6 +143,14 @@ class JobLedger:
         """The adapters this process submitted with, by model id (others are rebuilt from
         their stored configuration)."""
         self._lock = threading.RLock()
+        try:
+            # prompts and outputs are kept: the file (and its -wal/-shm, which SQLite creates
+            # with the same mode) is the owner's alone
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise ConfigurationError(f"cannot create the job ledger {self.path}: {exc.strerror or exc}") from exc
         try:
             self._db = sqlite3.connect(
                 str(self.path), timeout=60.0, isolation_level=None, check_same_thread=False

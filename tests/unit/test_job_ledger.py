@@ -222,3 +222,14 @@ def test_submitting_job_with_nothing_in_s3_is_resubmitted_once(tmp_path: Path) -
 def test_parse_notification(body: str, expected: tuple[str, str, str | None] | None) -> None:
     note = parse_notification(body)
     assert (None if note is None else (note.inference_id, note.status, note.output_location)) == expected
+
+
+def test_ledger_keeps_no_secrets_and_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    llm = SageMakerLLM(endpoint_name="ep", transport=FakeTransport(), aws_access_key_id="AKIAEXAMPLE",
+                       aws_secret_access_key="very-secret", async_inference=AsyncInferenceConfig(inline_body=True))
+    with JobLedger(path) as ledger:
+        submit(llm, "hi", ledger=ledger)
+    assert path.stat().st_mode & 0o777 == 0o600
+    data = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert b"very-secret" not in data and b"AKIAEXAMPLE" not in data
