@@ -44,18 +44,24 @@ def describe(where: dict[str, str]) -> str:
 
 
 @contextmanager
-def async_endpoint(default_name: str) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
+def async_endpoint(
+    default_name: str, notifications: bool = False
+) -> Iterator[tuple[dict[str, str], dict[str, str]]]:
     """Like :func:`endpoint`, plus the ``AsyncInferenceConfig`` fields: on AWS from
-    ``SM_LLM_ASYNC_INPUT_S3_URI``; locally a moto S3 (the ``local-s3`` extra) and the
-    local async backend."""
+    ``SM_LLM_ASYNC_INPUT_S3_URI`` (and ``SM_LLM_ASYNC_QUEUE_URL``); locally a moto S3 (the
+    ``local-s3`` extra) and the local async backend, with ``notifications`` also moto
+    SNS topics and an SQS queue the local endpoint publishes job outcomes to."""
     if os.environ.get("SM_LLM_ENDPOINT"):
         with endpoint(default_name) as where:
-            yield where, {"input_s3_uri": os.environ["SM_LLM_ASYNC_INPUT_S3_URI"]}
+            fields = {"input_s3_uri": os.environ["SM_LLM_ASYNC_INPUT_S3_URI"]}
+            if notifications and os.environ.get("SM_LLM_ASYNC_QUEUE_URL"):
+                fields["notification_queue_url"] = os.environ["SM_LLM_ASYNC_QUEUE_URL"]
+            yield where, fields
         return
     import boto3
 
     from sm_llm.errors import ConfigurationError
-    from sm_llm.local import LocalEndpoint, LocalS3, S3AsyncBackend
+    from sm_llm.local import LocalEndpoint, LocalNotifications, LocalS3, S3AsyncBackend
 
     try:
         s3 = LocalS3().start()
@@ -67,4 +73,8 @@ def async_endpoint(default_name: str) -> Iterator[tuple[dict[str, str], dict[str
             aws_access_key_id="local", aws_secret_access_key="local",
         ).create_bucket(Bucket="inputs")
         where = {"endpoint_name": default_name, "endpoint_url": local.url}
-        yield where, {"input_s3_uri": "s3://inputs/jobs/", "s3_endpoint_url": s3.url}
+        fields = {"input_s3_uri": "s3://inputs/jobs/", "s3_endpoint_url": s3.url}
+        if notifications:
+            backend.notifications = LocalNotifications(s3.url)
+            fields["notification_queue_url"] = backend.notifications.queue_url
+        yield where, fields

@@ -38,6 +38,8 @@ _RULES: dict[str, tuple[re.Pattern[str] | tuple[float, float], str]] = {
         re.compile(r"(?!.*\..*\.)[a-zA-Z0-9][a-zA-Z0-9-_\.]{0,31}"),
         "1-32 characters: a letter or digit, then letters, digits, '-', '_' or '.' (one '.' at most)",
     ),
+    "notification_wait_seconds": ((0, 20), "0 to 20 seconds (SQS WaitTimeSeconds)"),
+    "notification_fallback_seconds": ((0.0, 7 * 86400.0), "a number of seconds, 0 to 7 days"),
     "expected_bucket_owner": (re.compile(r"[0-9]{12}"), "a 12-digit AWS account id"),
 }
 
@@ -67,6 +69,10 @@ class AsyncInferenceConfig(BaseModel):
     filename: str | None = None
     expected_bucket_owner: str | None = None
     s3_endpoint_url: str | None = None
+    notification_queue_url: str | None = None
+    notification_wait_seconds: int = 20
+    notification_fallback_seconds: float = 300.0
+    delete_unknown_notifications: bool = False
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -94,11 +100,11 @@ class AsyncInferenceConfig(BaseModel):
             raise ConfigurationError(f"input_s3_uri={value!r} is not an S3 prefix: write it as s3://bucket/prefix/")
         return value if value is None or value.endswith("/") else value + "/"
 
-    @field_validator("s3_endpoint_url")
+    @field_validator("s3_endpoint_url", "notification_queue_url")
     @classmethod
-    def _check_endpoint_url(cls, value: str | None) -> str | None:
+    def _check_endpoint_url(cls, value: str | None, info: Any) -> str | None:
         if value is not None:
-            check_http_url(value, "s3_endpoint_url")
+            check_http_url(value, info.field_name)
         return value
 
     @field_validator(*_RULES)

@@ -13,21 +13,39 @@ an output object, or an error to a failure object. Here that becomes an
 Polling starts ``poll_interval`` after submission and backs off by ``poll_backoff``
 up to ``max_poll_interval``; every wait ends at its deadline. :func:`wait_all` polls
 many jobs on one shared schedule. The jobs themselves live in :mod:`sm_llm.engine`.
+
+Campaigns of many jobs keep them in a :class:`JobLedger` (an SQLite file)::
+
+    ledger = JobLedger("jobs.db")
+    for doc in docs:
+        submit(llm, doc, ledger=ledger)          # a re-run submits nothing twice
+    results = wait_all(ledger)                   # any process, after any crash
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sm_llm._async_config import AsyncInferenceConfig
-from sm_llm.engine.jobs import InferenceJob, JobStatus
-from sm_llm.engine.polling import await_all, wait_all
+from sm_llm._routing import ASYNC
+from sm_llm.config import load_config
+from sm_llm.engine.campaign import CampaignStats, ledger_submit, wait_ledger
+from sm_llm.engine.jobs import InferenceJob, JobStatus, resolve_config
+from sm_llm.engine.ledger import JobLedger, JobState, LedgerEntry
+from sm_llm.engine.polling import Progress
+from sm_llm.engine.polling import await_all as _await_jobs
+from sm_llm.engine.polling import wait_all as _wait_jobs
 
 __all__ = [
     "AsyncInferenceConfig",
+    "CampaignStats",
     "InferenceJob",
+    "JobLedger",
+    "JobState",
     "JobStatus",
+    "LedgerEntry",
     "asubmit",
     "await_all",
     "close_s3_clients",
@@ -38,21 +56,95 @@ __all__ = [
 
 def submit(
     adapter: Any, input: Any, *, config: AsyncInferenceConfig | Mapping[str, Any] | None = None,
-    stop: list[str] | None = None, **kwargs: Any,
+    stop: list[str] | None = None, ledger: JobLedger | None = None, key: str | None = None,
+    **kwargs: Any,
 ) -> InferenceJob:
     """Render ``input`` with ``adapter``, upload it (or send it inline) and call
     ``InvokeEndpointAsync``; returns at once with the :class:`InferenceJob`.
     ``config`` defaults to ``adapter.async_inference``. Everything is validated
-    before the first request. The same as ``adapter.submit(input, ...)``."""
-    return adapter.submit(input, config=config, stop=stop, **kwargs)  # type: ignore[no-any-return]
+    before the first request. The same as ``adapter.submit(input, ...)``.
+
+    With ``ledger``, the job is recorded there before it is sent, under ``key`` (default:
+    a hash of the rendered request): a key already in the ledger returns its job and sends
+    nothing, so a campaign script can simply be run again after a crash."""
+    if ledger is None:
+        return adapter.submit(input, config=config, stop=stop, **kwargs)  # type: ignore[no-any-return]
+    resolved = resolve_config(adapter.async_inference, config)
+    request = adapter.prepare_request(input, operation=ASYNC, stop=stop, **kwargs)
+    model = ledger.model_id(adapter.to_config())
+    ledger.adapters.setdefault(model, adapter)
+    return ledger_submit(adapter, request, resolved, ledger, model=model, key=key)
 
 
 async def asubmit(
     adapter: Any, input: Any, *, config: AsyncInferenceConfig | Mapping[str, Any] | None = None,
-    stop: list[str] | None = None, **kwargs: Any,
+    stop: list[str] | None = None, ledger: JobLedger | None = None, key: str | None = None,
+    **kwargs: Any,
 ) -> InferenceJob:
     """Async :func:`submit` (the blocking calls run on the adapter's executor)."""
-    return await adapter.asubmit(input, config=config, stop=stop, **kwargs)  # type: ignore[no-any-return]
+    if ledger is None:
+        return await adapter.asubmit(input, config=config, stop=stop, **kwargs)  # type: ignore[no-any-return]
+    return await adapter.engine.to_thread(  # type: ignore[no-any-return]
+        lambda: submit(adapter, input, config=config, stop=stop, ledger=ledger, key=key, **kwargs)
+    )
+
+
+def _adapter_for(ledger: JobLedger) -> Any:
+    """Ledger model id → adapter: this process's, else one rebuilt from the stored config."""
+
+    def get(model: int) -> Any:
+        adapter = ledger.adapters.get(model)
+        if adapter is None:
+            adapter = ledger.adapters[model] = load_config(ledger.model_config(model))
+        return adapter
+
+    return get
+
+
+def wait_all(
+    jobs: Iterable[InferenceJob] | JobLedger,
+    timeout: float | None = None,
+    progress: Progress = False,
+    return_exceptions: bool = True,
+    *,
+    generations: bool = False,
+    stats: CampaignStats | None = None,
+) -> list[Any]:
+    """Wait for every job on one polling schedule; results in input order.
+
+    Each slot holds the job's result (``generations=True``: its generation) or, with
+    ``return_exceptions``, its error: :class:`~sm_llm.errors.AsyncInferenceError` for a
+    failure, :class:`~sm_llm.errors.JobTimeoutError` when the deadline (``timeout``,
+    default the jobs' largest ``config.timeout``) came first.
+
+    ``jobs`` may be a :class:`JobLedger`: every job it holds, in submission order, the
+    unfinished ones waited for (through SQS notifications when the jobs' config names a
+    queue) and their outcomes written back; ``stats`` (a :class:`CampaignStats`) counts
+    the requests it took.
+    """
+    if isinstance(jobs, JobLedger):
+        return wait_ledger(
+            jobs, _adapter_for(jobs), timeout=timeout, progress=progress,
+            return_exceptions=return_exceptions, generations=generations, stats=stats,
+        )
+    return _wait_jobs(jobs, timeout, progress, return_exceptions, generations=generations)
+
+
+async def await_all(
+    jobs: Iterable[InferenceJob] | JobLedger,
+    timeout: float | None = None,
+    progress: Progress = False,
+    return_exceptions: bool = True,
+    *,
+    generations: bool = False,
+    stats: CampaignStats | None = None,
+) -> list[Any]:
+    """Async :func:`wait_all` (a ledger is waited for on a worker thread)."""
+    if isinstance(jobs, JobLedger):
+        return await asyncio.to_thread(
+            wait_all, jobs, timeout, progress, return_exceptions, generations=generations, stats=stats
+        )
+    return await _await_jobs(jobs, timeout, progress, return_exceptions, generations=generations)
 
 
 def close_s3_clients(adapter: Any) -> None:

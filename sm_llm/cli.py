@@ -133,6 +133,10 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--with-s3", action="store_true", help="also start a local S3 (moto) for async jobs"
     )
+    serve.add_argument(
+        "--notifications", action="store_true",
+        help="with --with-s3: publish job outcomes to SNS topics and an SQS queue (moto), like SageMaker",
+    )
     return parser
 
 
@@ -293,6 +297,7 @@ def _serve(args: argparse.Namespace) -> int:
         upstream=args.upstream,
         allow_remote=args.allow_remote,
         with_s3=args.with_s3,
+        notifications=args.notifications,
     )
     return 0
 

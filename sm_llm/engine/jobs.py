@@ -140,6 +140,8 @@ class InferenceJob:
         self.failure_location = failure_location
         self.input_location = input_location
         self.submitted_at = submitted_at or datetime.now(UTC)
+        self.ledger_id: str | None = None
+        """The job's id in a :class:`~sm_llm.engine.ledger.JobLedger`, when it has one."""
         self._done: Done | None = None
 
     def __repr__(self) -> str:
@@ -162,6 +164,11 @@ class InferenceJob:
     def done(self) -> bool:
         """The outcome (output or failure) is known and kept: waiting returns at once."""
         return self._done is not None
+
+    def settle(self, done: Done) -> InferenceJob:
+        """Keep an outcome learnt elsewhere (a ledger, a notification); returns the job."""
+        self._done = done
+        return self
 
     def to_thread(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
         """Run blocking ``fn`` on the engine's executor."""
@@ -386,32 +393,48 @@ def resolve_config(
     return resolved
 
 
-def submit(engine: JobHost, request: PreparedRequest, config: AsyncInferenceConfig, *, adapter: Any = None) -> InferenceJob:
+Record = Callable[[dict[str, Any], bytes | None, str | None], None]
+"""Called once the input is in place and before ``InvokeEndpointAsync``: the call's
+parameters (no ``Body``), the inline body (or ``None``) and the input location."""
+
+
+def submit(
+    engine: JobHost, request: PreparedRequest, config: AsyncInferenceConfig, *, adapter: Any = None,
+    name: str | None = None, record: Record | None = None,
+) -> InferenceJob:
     """Upload ``request``'s body (or send it inline) and call ``InvokeEndpointAsync``
-    under the engine's retry policy; returns at once with the :class:`InferenceJob`."""
+    under the engine's retry policy; returns at once with the :class:`InferenceJob`.
+
+    ``name`` (a ledger's job id) names everything: the ``InferenceId`` unless one was
+    given, the input object ``<name>.json`` and the output object (``Filename``
+    ``<name>.out``). ``record`` is called just before ``InvokeEndpointAsync``."""
     params = dict(request.params)
     body: bytes = params.pop("Body")
     inline = config.inline_body and len(body) <= MAX_ASYNC_INLINE_BODY
     if config.inline_body and not inline and config.input_s3_uri is None:
         check_body_size(body, ASYNC)  # raises, suggesting input_s3_uri
-    params.setdefault("InferenceId", str(uuid.uuid4()))  # every retry of the call reuses it
-    for name, value in (
+    params.setdefault("InferenceId", name or str(uuid.uuid4()))  # every retry of the call reuses it
+    if name is not None:
+        params["Filename"] = f"{name}.out"
+    for option, value in (
         ("RequestTTLSeconds", config.request_ttl_seconds),
         ("InvocationTimeoutSeconds", config.invocation_timeout_seconds),
         ("S3OutputPathExtension", config.s3_output_path_extension),
         ("Filename", config.filename),
     ):
         if value is not None:
-            params[name] = value
+            params[option] = value
     transport, s3 = engine.transport, {"owner": config.expected_bucket_owner, "endpoint_url": config.s3_endpoint_url}
     input_location = None
     if inline:
         params["Body"] = body
     else:
-        input_location = f"{config.input_s3_uri}{uuid.uuid4()}.json"
+        input_location = f"{config.input_s3_uri}{name or uuid.uuid4()}.json"
         content_type = request.handler.content_type
         engine.retrying(lambda _: transport.s3_upload(input_location, body, content_type=content_type, **s3))
         params["InputLocation"] = input_location
+    if record is not None:
+        record({k: v for k, v in params.items() if k != "Body"}, params.get("Body"), input_location)
     submitted_at = datetime.now(UTC)
     try:  # the engine's retry policy; the same InferenceId
         response, _ = engine.retrying(lambda remaining: transport.invoke_async(params, timeout=remaining))

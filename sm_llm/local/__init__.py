@@ -27,6 +27,7 @@ from sm_llm.local._config import (
 )
 from sm_llm.local._endpoint import LocalEndpoint, serve
 from sm_llm.local._model import Generation, generate
+from sm_llm.local._notifications import LocalNotifications
 from sm_llm.local._state import AsyncAccepted, AsyncBackend, RecordedRequest
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "FaultConfig",
     "Generation",
     "LocalEndpoint",
+    "LocalNotifications",
     "LocalS3",
     "ModelSpec",
     "NoCapacity",

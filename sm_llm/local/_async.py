@@ -96,6 +96,8 @@ class _Job:
     failure: tuple[str, str] = field(compare=False)
     ttl_s: float = field(compare=False)
     timed_out_after: int | None = field(compare=False)
+    inference_id: str = field(compare=False, default="")
+    received: str = field(compare=False, default="")
 
 
 class S3AsyncBackend:
@@ -116,6 +118,7 @@ class S3AsyncBackend:
         region: str = "us-east-1",
         account_id: str = "123456789012",
         s3_client: Any = None,
+        notifications: Any = None,
     ) -> None:
         if job_latency_ms < 0 or max_workers < 1:
             raise ConfigurationError("job_latency_ms must be >= 0 and max_workers >= 1")
@@ -123,6 +126,8 @@ class S3AsyncBackend:
         self._output, self._failure = _prefix(output_path), _prefix(failure_path)
         self.job_latency_ms = job_latency_ms
         self.region, self.account_id = region, account_id
+        self.notifications = notifications
+        """A :class:`~sm_llm.local.LocalNotifications` every finished job is published to."""
         self._max_workers = max_workers
         self._client = s3_client if s3_client is not None else _client(s3_endpoint_url, region, max_workers)
         self._cond = threading.Condition()
@@ -179,6 +184,8 @@ class S3AsyncBackend:
             failure=failure,
             ttl_s=ttl,
             timed_out_after=timeout if delay_s > timeout else None,
+            inference_id=inference_id,
+            received=time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
         )
         with self._cond:
             self._start_locked()
@@ -322,6 +329,7 @@ class S3AsyncBackend:
             status, data, content_type = 0, f"The container closed the connection: {exc}".encode(), "text/plain"
         if 200 <= status < 300:
             self._put(job.output, data, content_type)
+            self._notify(job, content_type=content_type)
             return True
         error = model_error(
             endpoint=job.endpoint_name,
@@ -349,7 +357,17 @@ class S3AsyncBackend:
 
     def _fail(self, job: _Job, message: str) -> bool:
         self._put(job.failure, message.encode("utf-8"), "text/plain")
+        self._notify(job, failure_reason=message)
         return False
+
+    def _notify(self, job: _Job, *, content_type: str | None = None, failure_reason: str | None = None) -> None:
+        if self.notifications is None:
+            return
+        self.notifications.publish(
+            endpoint_name=job.endpoint_name, inference_id=job.inference_id, received=job.received,
+            input_location=job.input_location, output_location=f"s3://{job.output[0]}/{job.output[1]}",
+            content_type=content_type, failure_reason=failure_reason,
+        )
 
     def _put(self, where: tuple[str, str], data: bytes, content_type: str) -> None:
         self._client.put_object(Bucket=where[0], Key=where[1], Body=data, ContentType=content_type)

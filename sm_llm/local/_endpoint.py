@@ -222,14 +222,20 @@ def serve(
     allow_remote: bool = False,
     with_s3: bool = False,
     s3_port: int = 0,
+    notifications: bool = False,
 ) -> None:
     """Run a local endpoint in the foreground until KeyboardInterrupt.
 
     ``with_s3`` also starts an S3 API (moto, loopback, ``s3_port`` or a free port) and
     serves ``InvokeEndpointAsync`` jobs through it; point clients at it with
     ``AWS_ENDPOINT_URL_S3``. Its bucket (``sm-llm-local``) is created at start and named
-    in the output. A port already in use is a :class:`ConfigurationError`.
+    in the output. ``notifications`` (with ``with_s3``) also creates SNS success/error
+    topics and an SQS queue subscribed to both in the same moto server, publishes every
+    job's outcome like SageMaker, and prints the queue URL. A port already in use is a
+    :class:`ConfigurationError`.
     """
+    if notifications and not with_s3:
+        raise ConfigurationError("notifications need the local S3: pass --with-s3 --notifications")
     config = ServerConfig.from_yaml(config_path) if config_path else ServerConfig()
     endpoint = LocalEndpoint(config, host=host, port=port, upstream=upstream, allow_remote=allow_remote)
     with contextlib.ExitStack() as stack:
@@ -241,12 +247,22 @@ def serve(
             backend = S3AsyncBackend(s3.url, region=config.region, account_id=config.account_id)
             backend.ensure_buckets()
             endpoint.async_backend = backend
+            if notifications:
+                from sm_llm.local._notifications import LocalNotifications
+
+                backend.notifications = LocalNotifications(s3.url, region=config.region)
             bucket = backend.output_path.removeprefix("s3://").split("/", 1)[0]
             s3_lines = [
                 f"local S3 (moto) listening on {s3.url}: export AWS_ENDPOINT_URL_S3={s3.url}",
                 f"bucket {bucket} created: job outputs go to {backend.output_path}, failures to "
                 f"{backend.failure_path}; upload inputs there too (--input-s3-uri s3://{bucket}/async-input/)",
             ]
+            if backend.notifications is not None:
+                s3_lines.append(
+                    f"notifications: SQS queue {backend.notifications.queue_url} (topics "
+                    f"{backend.notifications.success_topic}, {backend.notifications.error_topic}): "
+                    f"--notification-queue-url {backend.notifications.queue_url}"
+                )
         try:
             stack.enter_context(endpoint)
         except OSError as exc:  # e.g. [Errno 98] Address already in use

@@ -8,7 +8,7 @@ tests. Every failure leaves a transport as an :mod:`sm_llm.errors` exception.
 """
 
 from sm_llm.transports.aws import BotocoreTransport
-from sm_llm.transports.base import InvokeResult, S3Object, StreamResult, Transport
+from sm_llm.transports.base import InvokeResult, QueueMessage, S3Object, StreamResult, Transport
 from sm_llm.transports.clients import ClientSettings
 from sm_llm.transports.fake import FakeCall, FakeStream, FakeTransport
 from sm_llm.transports.http import HttpTransport
@@ -23,6 +23,7 @@ __all__ = [
     "HttpTransport",
     "InvokeResult",
     "OpenAIRouteTransport",
+    "QueueMessage",
     "S3Object",
     "StreamResult",
     "Transport",

@@ -16,8 +16,8 @@ from typing import Any, TypeVar, cast
 
 from sm_llm import errors as e
 from sm_llm.errors import ConfigurationError
-from sm_llm.transports import s3
-from sm_llm.transports.base import InvokeResult, S3Object, StreamResult
+from sm_llm.transports import s3, sqs
+from sm_llm.transports.base import InvokeResult, QueueMessage, S3Object, StreamResult
 from sm_llm.transports.clients import (
     AsyncClients,
     ClientSettings,
@@ -109,6 +109,18 @@ def _read_body(body: Any, deadline: float | None) -> bytes:
     )
 
 
+def _loopback_origin(url: str | None) -> str | None:
+    """``scheme://host:port`` of a loopback URL, else ``None``."""
+    from urllib.parse import urlsplit
+
+    from sm_llm.transports.clients import is_loopback_url
+
+    if not is_loopback_url(url):
+        return None
+    parts = urlsplit(str(url))
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _is_async_client(client: Any) -> bool:
     return inspect.iscoroutinefunction(getattr(client, "invoke_endpoint", None))
 
@@ -141,6 +153,7 @@ class BotocoreTransport:
         self._session: Any = None
         self._client: Any = None
         self._s3: dict[str | None, Any] = {}
+        self._sqs: dict[str | None, Any] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._aclients = AsyncClients()
 
@@ -185,6 +198,23 @@ class BotocoreTransport:
                 client = self._s3.get(endpoint_url)
                 if client is None:
                     client = self._s3[endpoint_url] = create_client(settings, "s3", session=session)
+        return client
+
+    def sqs_client(self, queue_url: str | None = None) -> Any:
+        """The boto3 SQS client (``AWS_ENDPOINT_URL_SQS`` and the profile apply, as for S3).
+        A queue on a loopback address (the local endpoint's moto) is reached at that address."""
+        endpoint_url = _loopback_origin(queue_url)
+        client = self._sqs.get(endpoint_url)
+        if client is None:
+            session = self._boto_session()
+            # the long poll (20 s at most) must fit in the read timeout
+            settings = dataclasses.replace(
+                self.settings, endpoint_url=endpoint_url, read_timeout=max(self.settings.read_timeout, 30.0)
+            )
+            with self._lock:
+                client = self._sqs.get(endpoint_url)
+                if client is None:
+                    client = self._sqs[endpoint_url] = create_client(settings, "sqs", session=session)
         return client
 
     def _bounded_client(self, timeout: float | None) -> tuple[Any, bool]:
@@ -374,13 +404,26 @@ class BotocoreTransport:
         """``DeleteObject``."""
         s3.s3_delete(self.s3_client(endpoint_url), uri, owner)
 
+    # -- SQS ------------------------------------------------------------------------------
+
+    def sqs_receive(
+        self, queue_url: str, *, wait_seconds: int = 20, max_messages: int = 10
+    ) -> list[QueueMessage]:
+        """``ReceiveMessage`` (a long poll)."""
+        return sqs.sqs_receive(self.sqs_client(queue_url), queue_url, wait_seconds, max_messages)
+
+    def sqs_delete(self, queue_url: str, receipt_handles: list[str]) -> None:
+        """``DeleteMessageBatch``."""
+        sqs.sqs_delete(self.sqs_client(queue_url), queue_url, receipt_handles)
+
     # -- lifetime -------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the clients and worker threads; all are recreated on the next call."""
         with self._lock:
             client, self._client = self._client, None
-            s3_clients, self._s3 = list(self._s3.values()), {}
+            s3_clients, self._s3 = [*self._s3.values(), *self._sqs.values()], {}
+            self._sqs = {}
             pool, self._pool = self._pool, None
         for each in (client, *s3_clients):
             if each is not None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["InvokeResult", "S3Object", "StreamResult", "Transport"]
+__all__ = ["InvokeResult", "QueueMessage", "S3Object", "StreamResult", "Transport"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,15 @@ class S3Object:
 
     body: bytes
     content_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueMessage:
+    """One SQS message received (its body as text, and the handle that deletes it)."""
+
+    body: str
+    receipt_handle: str
+    message_id: str = ""
 
 
 @runtime_checkable
@@ -124,6 +133,17 @@ class Transport(Protocol):
 
     def s3_delete(self, uri: str, *, owner: str | None = None, endpoint_url: str | None = None) -> None:
         """Delete the object (best effort is the caller's choice)."""
+        ...
+
+    def sqs_receive(
+        self, queue_url: str, *, wait_seconds: int = 20, max_messages: int = 10
+    ) -> list[QueueMessage]:
+        """A long poll of ``queue_url``: up to ``max_messages`` messages, waiting at most
+        ``wait_seconds`` for the first."""
+        ...
+
+    def sqs_delete(self, queue_url: str, receipt_handles: list[str]) -> None:
+        """Delete the messages received with ``receipt_handles``."""
         ...
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sm_llm.errors import SageMakerError
-from sm_llm.transports.base import InvokeResult, S3Object, StreamResult
+from sm_llm.transports.base import InvokeResult, QueueMessage, S3Object, StreamResult
 
 __all__ = ["FakeCall", "FakeStream", "FakeTransport"]
 
@@ -63,6 +63,8 @@ class FakeTransport:
         self.calls: list[FakeCall] = []
         self.objects: dict[str, S3Object] = {}
         self.streams: list[FakeStream] = []
+        self.messages: dict[str, list[QueueMessage]] = {}
+        """SQS queues: messages not yet deleted, by queue URL."""
         self.closed = 0
 
     # -- queueing ---------------------------------------------------------------------------
@@ -191,6 +193,29 @@ class FakeTransport:
         """Drop the object."""
         self.calls.append(FakeCall("s3:delete", {"uri": uri}))
         self.objects.pop(uri, None)
+
+    # -- SQS --------------------------------------------------------------------------------
+
+    def send_message(self, queue_url: str, body: str | dict[str, Any]) -> FakeTransport:
+        """Put a message on ``queue_url`` (a mapping is sent as JSON)."""
+        queue = self.messages.setdefault(queue_url, [])
+        number = sum(map(len, self.messages.values())) + len(self.calls)
+        text = body if isinstance(body, str) else json.dumps(body)
+        queue.append(QueueMessage(text, f"handle-{number}", f"message-{number}"))
+        return self
+
+    def sqs_receive(
+        self, queue_url: str, *, wait_seconds: int = 20, max_messages: int = 10
+    ) -> list[QueueMessage]:
+        """Up to ``max_messages`` of the queue's messages (all stay until deleted; no wait)."""
+        self.calls.append(FakeCall("sqs:receive", {"queue_url": queue_url, "wait_seconds": wait_seconds}))
+        return list(self.messages.get(queue_url, [])[:max_messages])
+
+    def sqs_delete(self, queue_url: str, receipt_handles: list[str]) -> None:
+        """Drop the messages."""
+        self.calls.append(FakeCall("sqs:delete", {"queue_url": queue_url, "handles": list(receipt_handles)}))
+        gone = set(receipt_handles)
+        self.messages[queue_url] = [m for m in self.messages.get(queue_url, []) if m.receipt_handle not in gone]
 
     def close(self) -> None:
         """Count the close."""

@@ -34,7 +34,7 @@ from urllib.parse import quote
 from pydantic import SecretStr
 
 from sm_llm import errors as e
-from sm_llm.transports.base import InvokeResult, S3Object, StreamResult
+from sm_llm.transports.base import InvokeResult, QueueMessage, S3Object, StreamResult
 from sm_llm.transports.bearer import MAX_EXPIRY, TokenSource, credentials_for
 from sm_llm.transports.clients import (
     ClientSettings,
@@ -327,3 +327,13 @@ class OpenAIRouteTransport(HttpTransport):
     def s3_delete(self, uri: str, *, owner: str | None = None, endpoint_url: str | None = None) -> None:
         """Refused (see :meth:`s3_upload`)."""
         raise self._unsupported("S3 access (asynchronous inference)")
+
+    def sqs_receive(
+        self, queue_url: str, *, wait_seconds: int = 20, max_messages: int = 10
+    ) -> list[QueueMessage]:
+        """Refused: job notifications belong to asynchronous inference (see :meth:`s3_upload`)."""
+        raise self._unsupported("SQS notifications (asynchronous inference)")
+
+    def sqs_delete(self, queue_url: str, receipt_handles: list[str]) -> None:
+        """Refused (see :meth:`sqs_receive`)."""
+        raise self._unsupported("SQS notifications (asynchronous inference)")

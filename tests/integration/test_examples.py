@@ -21,13 +21,14 @@ EXPECT = {
     "agent.py": "answer: Tool result: It is 21 °C and sunny in Lisbon.",
     "chatbot_backend.py": "history of alice: 4 messages",
     "async_job.py": "invoke: Echo: a prompt that takes an hour on a real endpoint",
+    "async_campaign.py": "from the file alone: Echo: Summarise chapter 1",
     "rag.py": "retrieved: Asynchronous inference queues requests",
     "from_langchain_aws.py": "stream: Echo:| Streaming| needs| no| handler| code",
     "openai_route.py": "other client: Echo: plain HTTP works too",
     "ray_batch.py": "20 answers, 0 failed",
     "batch_job.py": "resumed: 0 done, 0 failed, 12 skipped",
 }
-EXTRAS = {"async_job.py": "local-s3", "ray_batch.py": "ray"}  # what each example declares beyond the plain install
+EXTRAS = {"async_job.py": "local-s3", "async_campaign.py": "local-s3", "ray_batch.py": "ray"}  # what each example declares beyond the plain install
 ABSENT_FROM_PLAIN = ("numpy", "moto", "flask", "aiobotocore", "tqdm", "pytest")
 
 

@@ -1,0 +1,404 @@
+"""Campaigns of asynchronous jobs on a :class:`~sm_llm.engine.ledger.JobLedger`.
+
+:func:`ledger_submit` records a job before ``InvokeEndpointAsync`` (so no crash loses
+it) under a key (so a re-run submits nothing twice) and names its output itself (so a
+job accepted just before a crash is found in S3). :func:`wait_ledger` waits for every
+unfinished job of a ledger, from the ledger alone:
+
+- with ``notification_queue_url``, it long-polls SQS and completes the jobs the
+  messages name (one S3 ``GET`` for the output, none for a failure); S3 is checked only
+  for a job without news after ``notification_fallback_seconds``, or for every job
+  when the queue has been silent that long;
+- without, each job's output (then failure) object is polled on its backoff schedule;
+- a job left in ``submitting`` by a dead process is looked for in S3 and sent again
+  (same ``InferenceId``, same output name) only when nothing shows SageMaker took it
+  after ``ledger.resubmit_after`` seconds.
+
+Every outcome is written to the ledger (the first writer wins), so several processes
+may wait on one ledger: none completes a job twice, none loses a result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sm_llm._async_config import AsyncInferenceConfig
+from sm_llm._core.notifications import Notification, parse_notification
+from sm_llm._core.request import PreparedRequest
+from sm_llm._routing import ASYNC
+from sm_llm.engine import jobs
+from sm_llm.engine.jobs import MAX_FAILURE_BYTES, Done, InferenceJob
+from sm_llm.engine.ledger import JobLedger, LedgerEntry, new_job_id
+from sm_llm.engine.polling import Progress, ProgressBar
+from sm_llm.errors import ConfigurationError, RequestValidationError, SageMakerError
+
+__all__ = ["AdapterFor", "CampaignStats", "job_from_entry", "ledger_submit", "request_key", "wait_ledger"]
+
+AdapterFor = Callable[[int], Any]
+"""A ledger model id → the adapter that reads its jobs (``engine``, ``handler``)."""
+
+_MAX_CHECKERS = 32
+_EXPIRY_SLACK_S = 60.0
+_IDLE_S = 0.2
+
+
+@dataclass(slots=True)
+class CampaignStats:
+    """What one wait cost (filled by :func:`wait_ledger`)."""
+
+    s3_requests: int = 0
+    sqs_receives: int = 0
+    notifications: int = 0
+    resubmits: int = 0
+    completed_here: int = 0
+    completed_elsewhere: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class _Exists(Exception):
+    """The key was recorded meanwhile (another process)."""
+
+
+def request_key(request: PreparedRequest) -> str:
+    """The default key of a job: a hash of its endpoint, parameters and body — the same
+    request submitted again (a re-run of the script) is the same job. The ``InferenceId``
+    (fresh for every rendering) is left out."""
+    params = {k: v for k, v in request.params.items() if k not in ("Body", "InferenceId")}
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+    digest.update(b"\0" + bytes(request.params.get("Body") or b""))
+    return digest.hexdigest()
+
+
+def _prepared(entry: LedgerEntry, adapter: Any) -> PreparedRequest:
+    return PreparedRequest(ASYNC, {"EndpointName": entry.endpoint}, entry.stop, adapter.handler)
+
+
+def job_from_entry(entry: LedgerEntry, adapter: Any) -> InferenceJob:
+    """The :class:`InferenceJob` of a ledger entry (settled when the entry is finished)."""
+    job = InferenceJob(
+        engine=adapter.engine, adapter=adapter, request=_prepared(entry, adapter),
+        config=AsyncInferenceConfig(**entry.config), inference_id=entry.inference_id,
+        output_location=entry.output_location or "", failure_location=entry.failure_location,
+        input_location=entry.input_location,
+        submitted_at=datetime.fromtimestamp(entry.created, UTC),
+    )
+    job.ledger_id = entry.id
+    if entry.state == "completed":
+        metadata = {"content_type": entry.content_type, "inference_id": entry.inference_id,
+                    "output_location": entry.output_location}
+        job.settle(Done(generation=adapter.engine.replies.generation(job.request_like, entry.output or b"", metadata)))
+    elif entry.finished:
+        job.settle(Done(failure=entry.error or entry.state))
+    return job
+
+
+def ledger_submit(
+    adapter: Any, request: PreparedRequest, config: AsyncInferenceConfig, ledger: JobLedger,
+    *, model: int, key: str | None = None,
+) -> InferenceJob:
+    """Submit ``request`` as a job of ``ledger`` (model configuration id ``model``); a key
+    already recorded returns its job without sending anything."""
+    if config.filename is not None:
+        raise ConfigurationError(
+            "filename is chosen by the job ledger (<job id>.out) so that a crash cannot lose a job: "
+            "leave AsyncInferenceConfig.filename unset when submitting with ledger="
+        )
+    key = key or request_key(request)
+    found = ledger.by_key(key)
+    if found is not None:
+        return job_from_entry(found, adapter)
+    job_id, endpoint = new_job_id(), str(request.params["EndpointName"])
+    out_dir, fail_dir = ledger.output_dirs(endpoint)
+    if config.s3_output_path_extension:  # the folders learnt belong to other jobs' extension
+        out_dir = fail_dir = None
+
+    def record(params: dict[str, Any], body: bytes | None, input_location: str | None) -> None:
+        added = ledger.add(
+            job_id=job_id, key=key, model=model, endpoint=endpoint, params=params, body=body,
+            stop=request.stop, config=config.model_dump(), inference_id=str(params["InferenceId"]),
+            input_location=input_location,
+            output_location=f"{out_dir}{job_id}.out" if out_dir else None,
+            failure_location=f"{fail_dir}{job_id}-error.out" if fail_dir else None,
+        )
+        if added is None:
+            raise _Exists
+
+    try:
+        job = jobs.submit(adapter.engine, request, config, adapter=adapter, name=job_id, record=record)
+    except _Exists:
+        existing = ledger.by_key(key)
+        assert existing is not None
+        return job_from_entry(existing, adapter)
+    except (RequestValidationError, ConfigurationError):
+        ledger.forget(job_id)  # refused: nothing will ever run
+        raise
+    ledger.accepted(job_id, job.inference_id, job.output_location, job.failure_location)
+    job.ledger_id = job_id
+    return job
+
+
+# -- waiting --------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class _Tracked:
+    entry: LedgerEntry
+    adapter: Any
+    config: AsyncInferenceConfig
+    next_check: float
+    interval: float
+
+
+class _Waiter:
+    """One :func:`wait_ledger`: the unfinished jobs, their schedules, the queues."""
+
+    def __init__(self, ledger: JobLedger, adapter_for: AdapterFor, stats: CampaignStats,
+                 clock: Callable[[], float]) -> None:
+        self.ledger, self.adapter_for, self.stats, self.clock = ledger, adapter_for, stats, clock
+        self.tracked: dict[str, _Tracked] = {}
+        now, wall = clock(), time.time()
+        for entry in ledger.entries(("submitting", "pending")):
+            config = AsyncInferenceConfig(**entry.config)
+            age = max(0.0, wall - entry.created)
+            first = config.notification_fallback_seconds if config.notification_queue_url else config.poll_interval
+            self.tracked[entry.id] = _Tracked(
+                entry, adapter_for(entry.model), config, now + max(0.0, first - age), config.poll_interval
+            )
+        self.queues: dict[str, _Tracked] = {}
+        for item in self.tracked.values():
+            if item.config.notification_queue_url:
+                self.queues.setdefault(item.config.notification_queue_url, item)
+        self.last_news = now
+        self._lock = threading.Lock()
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def _drop(self, job_id: str, mine: bool) -> None:
+        with self._lock:
+            if self.tracked.pop(job_id, None) is None:
+                return
+            if mine:
+                self.stats.completed_here += 1
+            else:
+                self.stats.completed_elsewhere += 1
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            setattr(self.stats, name, getattr(self.stats, name) + 1)
+
+    def _finish(self, item: _Tracked, state: Any, **values: Any) -> None:
+        self._drop(item.entry.id, self.ledger.finish(item.entry.id, state, **values))
+
+    def _read(self, item: _Tracked, uri: str | None, limit: int | None = None) -> Any:
+        if not uri:
+            return None
+        config = item.config
+        self._count("s3_requests")
+        return item.adapter.engine.transport.s3_read(
+            uri, owner=config.expected_bucket_owner, endpoint_url=config.s3_endpoint_url, limit=limit
+        )
+
+    def _look(self, item: _Tracked) -> bool:
+        """The output (then the failure) object; True when one was found and recorded."""
+        entry = item.entry
+        found = self._read(item, entry.output_location)
+        if found is not None:
+            self._finish(item, "completed", output=found.body, content_type=found.content_type)
+            return True
+        failure = self._read(item, entry.failure_location, MAX_FAILURE_BYTES)
+        if failure is not None:
+            self._finish(item, "failed", error=failure.body.decode("utf-8", "replace"))
+            return True
+        return False
+
+    def _resubmit(self, item: _Tracked) -> None:
+        """Send a ``submitting`` job again, if nothing shows it was accepted."""
+        entry, transport = item.entry, item.adapter.engine.transport
+        if time.time() - entry.updated < self.ledger.resubmit_after:
+            return
+        if entry.input_location:
+            self._count("s3_requests")
+            if not transport.s3_exists(entry.input_location, owner=item.config.expected_bucket_owner,
+                                       endpoint_url=item.config.s3_endpoint_url):
+                self._finish(item, "failed", error=f"the input {entry.input_location} is missing: "
+                             "the job cannot be sent again; submit it anew")
+                return
+        if not self.ledger.claim_resubmit(entry):
+            return  # another process is on it
+        params = dict(entry.params)
+        if entry.body is not None:
+            params["Body"] = entry.body
+        engine = item.adapter.engine
+        try:
+            response, _ = engine.retrying(lambda left: transport.invoke_async(params, timeout=left))
+        except (RequestValidationError, ConfigurationError) as exc:
+            self._finish(item, "failed", error=f"sent again after a crash, and refused: {exc}")
+            return
+        self._count("resubmits")
+        self.ledger.accepted(entry.id, str(response.get("InferenceId") or entry.inference_id),
+                             str(response["OutputLocation"]), response.get("FailureLocation"))
+
+    def check(self, item: _Tracked) -> None:
+        """One S3 check of one job (thread-safe: one job, one thread)."""
+        try:
+            if self._look(item):
+                return
+            if item.entry.state == "submitting":
+                self._resubmit(item)
+            elif time.time() - item.entry.created > _expiry(item.config):
+                self._finish(item, "expired", error="no output or failure appeared within RequestTTLSeconds "
+                             "plus InvocationTimeoutSeconds: SageMaker dropped the job")
+        except SageMakerError as exc:
+            if not getattr(exc, "is_retryable", False):
+                self._finish(item, "failed", error=f"{type(exc).__name__}: {exc}")
+
+    def notified(self, note: Notification, item: _Tracked) -> None:
+        """Complete a job from its notification."""
+        if note.status == "failed":
+            self._finish(item, "failed", error=note.failure_reason or "failed (no failureReason given)")
+            return
+        found = self._read(item, note.output_location or item.entry.output_location)
+        if found is not None:
+            self._finish(item, "completed", output=found.body, content_type=found.content_type or note.content_type)
+
+    # -- rounds ---------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Drop jobs another process finished; pick up acceptances it recorded."""
+        states = self.ledger.states()
+        for job_id in list(self.tracked):
+            state = states.get(job_id)
+            if state is None or state in ("completed", "failed", "expired"):
+                self._drop(job_id, False)
+            elif state != self.tracked[job_id].entry.state:
+                fresh = self.ledger.get(job_id)
+                if fresh is not None:
+                    self.tracked[job_id].entry = fresh
+
+    def receive(self, url: str, wait: int, pool: ThreadPoolExecutor) -> None:
+        """One long poll of ``url``: settle the jobs named (their output reads in parallel),
+        delete what was handled."""
+        item = self.queues[url]
+        transport = item.adapter.engine.transport
+        self.stats.sqs_receives += 1
+        messages = transport.sqs_receive(url, wait_seconds=wait, max_messages=10)
+        if messages:
+            self.last_news = self.clock()
+        handled: list[str] = []
+        settle: list[tuple[Notification, _Tracked]] = []
+        for message in messages:
+            note = parse_notification(message.body)
+            entries = self.ledger.by_inference_id(note.inference_id) if note is not None else []
+            if note is None or not entries:
+                if item.config.delete_unknown_notifications:
+                    handled.append(message.receipt_handle)
+                continue
+            self.stats.notifications += 1
+            for entry in entries:
+                tracked = self.tracked.get(entry.id)
+                if tracked is None and not entry.finished:  # another process's job, or not yet accepted
+                    tracked = _Tracked(entry, self.adapter_for(entry.model), AsyncInferenceConfig(**entry.config), 0.0, 1.0)
+                if tracked is not None and all(t.entry.id != entry.id for _, t in settle):
+                    settle.append((note, tracked))  # a duplicate in the same batch is read once
+            handled.append(message.receipt_handle)  # a duplicate of a finished job too
+        list(pool.map(lambda pair: self.notified(*pair), settle))
+        if handled:
+            transport.sqs_delete(url, handled)
+
+    def due(self) -> list[_Tracked]:
+        """The jobs whose S3 check is due now (all of them after a long silence)."""
+        now = self.clock()
+        silent = bool(self.queues) and now - self.last_news >= min(
+            t.config.notification_fallback_seconds for t in self.queues.values()
+        )
+        if silent:
+            self.last_news = now  # one full check per silence period
+        ready = [t for t in self.tracked.values() if silent or t.next_check <= now]
+        for item in ready:
+            item.next_check = now + item.interval
+            item.interval = min(item.interval * item.config.poll_backoff, item.config.max_poll_interval)
+        return ready
+
+    def next_due(self) -> float:
+        """When the next S3 check is due."""
+        return min((t.next_check for t in self.tracked.values()), default=math.inf)
+
+
+def _expiry(config: AsyncInferenceConfig) -> float:
+    return (config.request_ttl_seconds or 21600) + (config.invocation_timeout_seconds or 900) + _EXPIRY_SLACK_S
+
+
+def wait_ledger(
+    ledger: JobLedger,
+    adapter_for: AdapterFor,
+    *,
+    timeout: float | None = None,
+    progress: Progress = False,
+    return_exceptions: bool = True,
+    generations: bool = False,
+    stats: CampaignStats | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Any]:
+    """Wait for every unfinished job of ``ledger``; every job's result (or error), in
+    submission order. ``timeout``: at most this many seconds (default: the largest
+    ``config.timeout`` of the unfinished jobs)."""
+    stats = stats if stats is not None else CampaignStats()
+    waiter = _Waiter(ledger, adapter_for, stats, clock)
+    limit = float(timeout) if timeout is not None else max(
+        (t.config.timeout for t in waiter.tracked.values()), default=0.0
+    )
+    deadline = clock() + limit
+    total = len(ledger)
+    bar = ProgressBar(total, progress if waiter.tracked else False)
+    bar.advance(total - len(waiter.tracked), 0)
+    try:
+        with ThreadPoolExecutor(max_workers=_MAX_CHECKERS) as pool:
+            while waiter.tracked and clock() < deadline:
+                before = len(waiter.tracked)
+                started = clock()
+                waiter.refresh()
+                for url in list(waiter.queues):
+                    if not waiter.tracked:
+                        break
+                    until = min(waiter.next_due(), deadline) - clock()
+                    wait = int(max(0.0, min(float(waiter.queues[url].config.notification_wait_seconds), until)))
+                    waiter.receive(url, wait, pool)
+                list(pool.map(waiter.check, waiter.due()))
+                bar.advance(before - len(waiter.tracked), 0)
+                if waiter.tracked and before == len(waiter.tracked):
+                    pause_until = min(waiter.next_due(), deadline)
+                    if waiter.queues:  # the long poll was the pause; only avoid spinning
+                        pause_until = min(pause_until, started + _IDLE_S)
+                    sleep(max(0.0, pause_until - clock()))
+    finally:
+        bar.close()
+    return _results(ledger, adapter_for, limit, return_exceptions, generations)
+
+
+def _results(
+    ledger: JobLedger, adapter_for: AdapterFor, limit: float, return_exceptions: bool, generations: bool
+) -> list[Any]:
+    slots: list[Any] = []
+    for entry in ledger.entries():
+        job = job_from_entry(entry, adapter_for(entry.model))
+        if not entry.finished:
+            slots.append(job.timeout_error(limit))
+            continue
+        try:
+            slots.append(job.generation() if generations else job.result())
+        except SageMakerError as exc:
+            slots.append(exc)
+    if not return_exceptions:
+        for slot in slots:
+            if isinstance(slot, BaseException):
+                raise slot
+    return slots
