@@ -21,7 +21,7 @@ from test_handlers import HOSTILE
 from sm_llm import ConfigurationError, ContentHandler
 from sm_llm import handlers as handlers_module
 from sm_llm._precompiled import builder_for, render_precompiled
-from sm_llm._templating import compile_template, render
+from sm_llm._templating import compile_template, render, tojson
 from sm_llm.handlers import list_presets
 
 SETTINGS = settings(
@@ -195,3 +195,12 @@ def test_any_messages_give_the_templates_bytes(
     assert ours == reference
     if ours[0] == "body":
         json.loads(ours[1])  # and it is JSON
+
+
+@SETTINGS
+@given(value=json_values)
+def test_tojson_is_json_dumps_with_its_settings(value: Any) -> None:
+    # tojson reuses one encoder instead of building one per call: the same text, indent too.
+    assert tojson(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    assert tojson(value, 0) == json.dumps(value, ensure_ascii=False, indent=0, separators=(",", ":"))
+    assert tojson(value, 2) == json.dumps(value, ensure_ascii=False, indent=2, separators=(", ", ": "))

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from sm_llm import ChatSageMaker, ConfigurationError, SageMakerLLM
-from sm_llm import _routing
+from sm_llm import ChatSageMaker, ConfigurationError, SageMakerLLM, _routing
 from sm_llm._core.request import RequestSpec, parameters, prepare
 from sm_llm.handlers import ContentHandler
 from sm_llm.transports import FakeTransport
