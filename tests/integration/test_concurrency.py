@@ -143,7 +143,6 @@ def test_sync_timeout(make_llm: Any, local_endpoint: Any, fault: Any) -> None:
     assert isinstance(info.value.__cause__, ReadTimeoutError), repr(info.value.__cause__)
 
 
-@pytest.mark.parametrize("kind", ["llm", "embeddings"])
 def _warm(call: Any) -> None:
     """Create the client and a pooled connection before the timed call. With timeout=1.0,
     creating a client on a loaded 2-core machine can itself take a second: try again."""
@@ -155,6 +154,7 @@ def _warm(call: Any) -> None:
             continue
 
 
+@pytest.mark.parametrize("kind", ["llm", "embeddings"])
 def test_sync_timeout_bounds_a_body_that_trickles_in(make_llm: Any, local_endpoint: Any, fault: Any, kind: str) -> None:
     # One byte every 0.2 s: each socket read succeeds, so only an overall deadline stops it
     # (unbounded, the ~100-byte reply takes ~20 s).
