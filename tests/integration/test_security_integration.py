@@ -44,15 +44,15 @@ class Recorder(BaseCallbackHandler):
 
 @pytest.mark.parametrize("cls", [SageMakerLLM, ChatSageMaker])
 def test_canary_secret_never_in_logs_errors_or_callbacks(
-    cls: type, local_endpoint: Any, fault: Any, caplog: pytest.LogCaptureFixture
+    cls: type, local_endpoint: Any, fault: Any, caplog: pytest.LogCaptureFixture, sm_transport: str
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="sm_llm")
-    caplog.set_level(logging.DEBUG, logger="langchain_core")
+    for logger in ("sm_llm", "langchain_core", "httpx", "httpcore"):
+        caplog.set_level(logging.DEBUG, logger=logger)
     recorder = Recorder()
     adapter = cls(
         endpoint_name="openai", content_handler="openai", endpoint_url=local_endpoint.url, region_name="us-east-1",
         aws_access_key_id="AKIATESTKEY", aws_secret_access_key=CANARY, aws_session_token=f"tok-{CANARY}",
-        max_retries=2,
+        max_retries=2, transport=sm_transport,
     )
     adapter.invoke("hello", config={"callbacks": [recorder]})
     list(adapter.stream("stream me", config={"callbacks": [recorder]}))
