@@ -186,3 +186,37 @@ def test_endpoint_url_resolved_as_boto3_resolves_it(options: dict[str, Any], mon
     expected = boto3.client("sagemaker-runtime", region_name="us-west-2", aws_access_key_id="k",
                             aws_secret_access_key="s", config=Config(**options)).meta.endpoint_url
     assert SigV4HttpTransport(settings).setup().endpoint_url == expected.rstrip("/")
+
+
+def test_refreshable_credentials_are_refreshed_as_boto3_does(
+    local_endpoint: LocalEndpoint, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A ``credential_process`` profile whose keys expire in 5 minutes (inside botocore's
+    mandatory refresh window): every request is signed with freshly fetched keys."""
+    import sys
+
+    counter = tmp_path / "count"
+    script = tmp_path / "creds.py"
+    script.write_text(
+        "import datetime, json, pathlib\n"
+        f"p = pathlib.Path({str(counter)!r})\n"
+        "n = int(p.read_text()) + 1 if p.exists() else 1\n"
+        "p.write_text(str(n))\n"
+        "end = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5)\n"
+        "print(json.dumps({'Version': 1, 'AccessKeyId': f'AKIDROTATE{n}', 'SecretAccessKey': 's',\n"
+        "                  'SessionToken': f'tok{n}', 'Expiration': end.isoformat()}))\n"
+    )
+    config = tmp_path / "config"
+    config.write_text(f"[profile rotating]\ncredential_process = {sys.executable} {script}\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    llm = SageMakerLLM(endpoint_name="tgi", endpoint_url=local_endpoint.url, region_name="us-east-1",
+                       transport="httpx", credentials_profile_name="rotating")
+    local_endpoint.requests.clear()
+    assert llm.invoke("one") == "Echo: one" and llm.invoke("two") == "Echo: two"
+    keys = [r.headers["authorization"].split("Credential=")[1].split("/")[0] for r in local_endpoint.requests]
+    tokens = [r.headers["x-amz-security-token"] for r in local_endpoint.requests]
+    assert keys[0] != keys[1] and all(k.startswith("AKIDROTATE") for k in keys)
+    assert [t.removeprefix("tok") for t in tokens] == [k.removeprefix("AKIDROTATE") for k in keys]
