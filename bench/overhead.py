@@ -26,7 +26,8 @@ process on a free loopback port, with no injected latency; all text calls use th
     sm_llm stream         ``list(SageMakerLLM.stream(...))``.
 
     "Overhead" is a contender's time minus its floor. Target: sm_llm invoke overhead /
-    langchain-aws invoke overhead <= 0.6 (wall and CPU both shown).
+    langchain-aws invoke overhead <= 0.9 on the botocore transport (issue 15; wall and
+    CPU both shown).
 
     The same ratio is then measured in-process with every client replaced by a stub that
     returns a canned reply: only the adapters' (and langchain-core's) Python runs, so the
@@ -73,7 +74,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as c
 
 PROMPT = "the quick brown fox jumps over the lazy dog and runs far away"
-OVERHEAD_TARGET = 0.6
+OVERHEAD_TARGET = 0.9
 MEMORY_TARGET_MB = 20.0
 RECORD_BYTES = 125  # wire bytes per one-letter token record of the local tgi stream
 

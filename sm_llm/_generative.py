@@ -152,7 +152,7 @@ class GenerativeBase(AdapterBase, _GenerationFields):
         credentials, custom attributes or session ids)."""
         params: dict[str, Any] = {
             "endpoint_name": self.endpoint_name,
-            "content_handler": self._handler.name,
+            "content_handler": self.handler.name,
             "model_name": self._model_name(),
             "target_model": self.target_model,
             "inference_component_name": self.inference_component_name,

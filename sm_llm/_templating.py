@@ -35,8 +35,15 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+# What ``json.dumps(value, ensure_ascii=False, default=..., separators=(",", ":"))`` builds
+# on every call; the encoder keeps no state between calls, so one serves every thread.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, default=_json_default, separators=(",", ":"))
+
+
 def tojson(value: Any, indent: int | None = None) -> str:
     """Serialise ``value`` as compact JSON text (UTF-8 kept as is)."""
+    if indent is None:
+        return _COMPACT.encode(value)
     return json.dumps(
         value,
         ensure_ascii=False,

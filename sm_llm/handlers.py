@@ -28,6 +28,7 @@ from sm_llm._handler_spec import (  # public names of this module too
     normalize_finish_reason,
 )
 from sm_llm._pickling import cached_names, deepcopy_state, without_cached
+from sm_llm._precompiled import Builder, builder_for, render_precompiled
 from sm_llm._routing import check_media_type
 from sm_llm._templating import compile_template, render
 from sm_llm._validation import validation_problems
@@ -258,6 +259,10 @@ class ContentHandler(BaseModel):
     def _template(self) -> Any:
         return compile_template(self.request_template)
 
+    @cached_property
+    def _precompiled(self) -> Builder | None:
+        return builder_for(self.request_template)
+
     def build_parameters(
         self, standard: dict[str, Any], extra: dict[str, Any] | None = None
     ) -> dict[str, Any]:
@@ -306,7 +311,11 @@ class ContentHandler(BaseModel):
             "tool_choice": tool_choice,
             "response_format": response_format,
         }
-        text = render(self._template, context, what=f"request template of {self.name!r}")
+        builder = self._precompiled
+        text = None if builder is None else render_precompiled(builder, context)
+        precompiled = text is not None
+        if text is None:
+            text = render(self._template, context, what=f"request template of {self.name!r}")
         try:
             body = text.encode("utf-8")
         except UnicodeEncodeError as exc:
@@ -314,7 +323,7 @@ class ContentHandler(BaseModel):
                 f"the request contains a lone surrogate (position {exc.start}) that cannot be "
                 "encoded as UTF-8; containers reject such text, so it is refused before sending"
             ) from exc
-        if "json" in self.content_type:
+        if "json" in self.content_type and not precompiled:  # json.dumps's own text is JSON
             try:
                 json.loads(body)
             except ValueError as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from sm_llm._core.retry import RetryState
@@ -21,6 +22,7 @@ __all__ = [
     "STANDARD_PARAMETERS",
     "PreparedRequest",
     "RequestSpec",
+    "model_name",
     "parameters",
     "prepare",
     "reply_metadata",
@@ -31,6 +33,7 @@ __all__ = [
 STANDARD_PARAMETERS = ("max_tokens", "temperature", "top_p")
 # Per-call keyword arguments LangChain itself may pass down (never sent to the container).
 _LANGCHAIN_CALL_KWARGS = ("stream",)
+_NONE: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,20 +61,49 @@ class RequestSpec:
     """Who the requests are for, in error messages (the adapter's class name)."""
     call_kwargs: tuple[str, ...] = ()
     """Per-call keyword arguments the adapter consumes itself (chat: ``tools``...)."""
+    _memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    """What :func:`prepare` validated and built from these defaults alone, by operation.
+    A spec never changes: an adapter whose fields change gets a new one, with an empty memo."""
 
     def model_name(self, given: Mapping[str, Any] | None = None) -> str:
         """Inference component, target model or endpoint — the most specific wins.
 
         ``given`` may be per-call kwargs or prepared boto3 parameters.
         """
-        given = given or {}
-        return str(
-            given.get("model")  # a per-call body "model" (e.g. a vLLM LoRA adapter name)
+        return model_name(
+            given, self.routing.inference_component_name, self.routing.target_model, self.endpoint_name
+        )
+
+    def routing_params(self, operation: Operation, overrides: Mapping[str, Any]) -> dict[str, str]:
+        """The validated routing parameters of one request (memoised without overrides)."""
+        if overrides:
+            return self.routing.merged(overrides).to_params(
+                operation, default_attributes=self.handler.custom_attributes
+            )
+        params: dict[str, str] | None = self._memo.get(operation)
+        if params is None:
+            params = self._memo[operation] = self.routing.to_params(
+                operation, default_attributes=self.handler.custom_attributes
+            )
+        return params
+
+
+def model_name(
+    given: Mapping[str, Any] | None, inference_component_name: str | None, target_model: str | None,
+    endpoint_name: str,
+) -> str:
+    """The model a request is for: a per-call body ``model`` (e.g. a vLLM LoRA adapter
+    name), then the per-call, then the configured inference component or target model,
+    then the endpoint."""
+    if given:
+        chosen = (
+            given.get("model")
             or given.get("inference_component_name") or given.get("InferenceComponentName")
             or given.get("target_model") or given.get("TargetModel")
-            or self.routing.inference_component_name or self.routing.target_model
-            or self.endpoint_name
         )
+        if chosen:
+            return str(chosen)
+    return str(inference_component_name or target_model or endpoint_name)
 
 
 def split_kwargs(spec: RequestSpec, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -104,6 +136,15 @@ def split_kwargs(spec: RequestSpec, kwargs: dict[str, Any]) -> tuple[dict[str, A
 
 def parameters(spec: RequestSpec, call_params: Mapping[str, Any], stop: list[str] | None) -> dict[str, Any]:
     """The container parameters of one request: the fields' values, then the call's."""
+    if not call_params and stop == spec.stop:  # the defaults alone: built once per spec
+        built: dict[str, Any] | None = spec._memo.get("parameters")
+        if built is None:
+            built = spec._memo["parameters"] = _parameters(spec, call_params, stop)
+        return dict(built)  # a handler may keep or change what it is given
+    return _parameters(spec, call_params, stop)
+
+
+def _parameters(spec: RequestSpec, call_params: Mapping[str, Any], stop: list[str] | None) -> dict[str, Any]:
     standard: dict[str, Any] = {k: spec.standard.get(k) for k in STANDARD_PARAMETERS}
     extra = {**spec.model_kwargs, **(call_params.get("model_kwargs") or {})}
     for key in STANDARD_PARAMETERS:
@@ -128,15 +169,13 @@ def prepare(
     For ``InvokeEndpointAsync`` the body size is checked when the job is submitted,
     which uploads large bodies to S3 instead of sending them inline.
     """
-    overrides, call_params = split_kwargs(spec, dict(kwargs))
+    overrides, call_params = split_kwargs(spec, dict(kwargs)) if kwargs else (_NONE, _NONE)
     stop = list(stop) if stop is not None else (list(spec.stop) if spec.stop else None)
     stream = operation == STREAM
     handler = spec.handler
     if stream and handler.stream is None:
         raise ConfigurationError(f"content handler {handler.name!r} does not stream")
-    routing = spec.routing.merged(overrides).to_params(
-        operation, default_attributes=handler.custom_attributes
-    )
+    routing = spec.routing_params(operation, overrides)
     body = handler.render_request(
         prompt,
         messages=messages,

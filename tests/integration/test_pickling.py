@@ -49,31 +49,31 @@ def _use_in_child(blob: bytes) -> Any:
     return _use(pickle.loads(blob))
 
 
-def test_models_fresh_and_used_work_in_a_spawned_process(ep: LocalEndpoint) -> None:
+def test_models_fresh_and_used_work_in_a_spawned_process(local_endpoint: LocalEndpoint) -> None:
     """One spawned pool (spawn startup is slow): every kind of model, pickled before and
     after use, and a used model passed straight to ``pool.map`` as an argument."""
-    used = _models(ep.url)
+    used = _models(local_endpoint.url)
     expected = {name: _use(model) for name, model in used.items()}  # the parent's own answers
-    blobs = [pickle.dumps(model) for model in [*_models(ep.url).values(), *used.values()]]
-    ep.reset()
+    blobs = [pickle.dumps(model) for model in [*_models(local_endpoint.url).values(), *used.values()]]
+    local_endpoint.reset()
     with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
         answers = list(pool.map(_use_in_child, blobs))
         direct = list(pool.map(_use, [used["llm"], used["chat"]]))
     assert answers == [*expected.values(), *expected.values()]
     assert direct == [expected["llm"], expected["chat"]]
-    assert len(ep.requests) == 2 * (len(blobs) + 2)  # every child call reached the local endpoint
+    assert len(local_endpoint.requests) == 2 * (len(blobs) + 2)  # every child call reached the local endpoint
     for model in used.values():  # the originals still work after being pickled
         _use(model)
 
 
 @pytest.mark.parametrize("how", ["deepcopy", "model_copy", "pickle"])
-def test_copies_have_their_own_engine_and_work(ep: LocalEndpoint, how: str) -> None:
+def test_copies_have_their_own_engine_and_work(local_endpoint: LocalEndpoint, how: str) -> None:
     copiers = {
         "deepcopy": copy.deepcopy,
         "model_copy": lambda m: m.model_copy(deep=True),
         "pickle": lambda m: pickle.loads(pickle.dumps(m)),
     }
-    for name, model in _models(ep.url).items():
+    for name, model in _models(local_endpoint.url).items():
         before = _use(model)
         copied = copiers[how](model)
         adapter, original = getattr(copied, "bound", copied), getattr(model, "bound", model)
@@ -83,9 +83,9 @@ def test_copies_have_their_own_engine_and_work(ep: LocalEndpoint, how: str) -> N
         assert adapter.handler == original.handler
 
 
-def test_secrets_survive_only_as_secret_str(ep: LocalEndpoint) -> None:
+def test_secrets_survive_only_as_secret_str(local_endpoint: LocalEndpoint) -> None:
     llm = SageMakerLLM(
-        endpoint_name="tgi", endpoint_url=ep.url, region_name="us-east-1",
+        endpoint_name="tgi", endpoint_url=local_endpoint.url, region_name="us-east-1",
         aws_access_key_id="AKIDPICKLE", aws_secret_access_key="s3cr3t-pickled",
     )
     llm.invoke("warm")
@@ -97,7 +97,7 @@ def test_secrets_survive_only_as_secret_str(ep: LocalEndpoint) -> None:
 
 
 def test_a_given_boto3_client_is_refused_by_pickle_and_shared_by_deepcopy(
-    ep: LocalEndpoint, runtime_client: Any
+    local_endpoint: LocalEndpoint, runtime_client: Any
 ) -> None:
     llm = SageMakerLLM(endpoint_name="tgi", client=runtime_client)
     with pytest.raises(ConfigurationError, match=r"client= cannot be pickled.*region_name"):

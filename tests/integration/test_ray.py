@@ -14,9 +14,9 @@ from sm_llm.local import LocalEndpoint
 from sm_llm.ray import COLUMNS, SageMakerMapper
 
 
-def test_map_batches_through_actors(ep: LocalEndpoint) -> None:
+def test_map_batches_through_actors(local_endpoint: LocalEndpoint) -> None:
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'sm-llm[ray]'; no wheel for every Python)")
-    llm = SageMakerLLM(endpoint_name="tgi", endpoint_url=ep.url, region_name="us-east-1", max_retries=0)
+    llm = SageMakerLLM(endpoint_name="tgi", endpoint_url=local_endpoint.url, region_name="us-east-1", max_retries=0)
     llm.invoke("used before shipping")  # a used model pickles too
     records: list[dict[str, Any]] = [{"id": i, "prompt": f"doc {i}", "target_model": None} for i in range(12)]
     records[3]["target_model"] = "nope.tar.gz"  # a per-record error, not a failed batch
@@ -33,13 +33,13 @@ def test_map_batches_through_actors(ep: LocalEndpoint) -> None:
     assert by_id[0]["output"] == "Echo: doc 0" and by_id[0]["error"] is None
     assert by_id[0]["finish_reason"] == "stop" and by_id[0]["usage"]["output_tokens"] == 3
     assert by_id[3]["output"] is None and by_id[3]["error"]["type"] == "RequestValidationError"
-    assert len(ep.requests) == 1 + 12
-    assert sorted(json.loads(r.body)["inputs"] for r in ep.requests[1:]) == sorted(f"doc {i}" for i in range(12))
+    assert len(local_endpoint.requests) == 1 + 12
+    assert sorted(json.loads(r.body)["inputs"] for r in local_endpoint.requests[1:]) == sorted(f"doc {i}" for i in range(12))
 
 
-def test_mapper_without_ray_keeps_row_order_and_drops_missing_values(ep: LocalEndpoint) -> None:
+def test_mapper_without_ray_keeps_row_order_and_drops_missing_values(local_endpoint: LocalEndpoint) -> None:
     """The mapper is a plain callable: a batch (dict of columns) in, the output columns out."""
-    llm = SageMakerLLM(endpoint_name="mme", endpoint_url=ep.url, region_name="us-east-1", max_retries=0)
+    llm = SageMakerLLM(endpoint_name="mme", endpoint_url=local_endpoint.url, region_name="us-east-1", max_retries=0)
     mapper = SageMakerMapper(llm, concurrency=2)
     out = mapper({"id": [1, 2, 3], "prompt": ["a", "b", "c"], "target_model": ["model-b.tar.gz", None, "model-b.tar.gz"]})
     assert out["id"] == [1, 2, 3] and out["output"] == ["B: a", None, "B: c"]
