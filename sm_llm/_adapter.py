@@ -42,9 +42,12 @@ from sm_llm._validation import check_http_url, first_configuration_error, valida
 from sm_llm.engine import Engine, Replies
 from sm_llm.errors import ConfigurationError
 from sm_llm.handlers import ContentHandler
-from sm_llm.transports import BotocoreTransport, ClientSettings, Transport
+from sm_llm.transports import BotocoreTransport, ClientSettings, SigV4HttpTransport, Transport
 
-__all__ = ["AdapterBase"]
+__all__ = ["TRANSPORTS", "AdapterBase"]
+
+TRANSPORTS = ("botocore", "httpx")
+"""The built-in transports ``transport=`` names."""
 
 # Standard LangChain constructor names SageMaker has no use for, and what to use instead.
 _NOT_FIELDS = {
@@ -93,8 +96,11 @@ class AdapterBase(BaseModel):
     client: Any = Field(default=None, exclude=True)
     """A ready ``sagemaker-runtime`` client to use instead of creating one: a boto3 client
     (async calls then run on worker threads) or an aiobotocore one (async calls only)."""
-    transport: Any = Field(default=None, exclude=True)
-    """A :class:`~sm_llm.transports.Transport` to use instead of botocore (e.g.
+    transport: Any = Field(default="botocore", exclude=True, json_schema_extra={"enum": list(TRANSPORTS)})
+    """How SageMaker Runtime is called: ``"botocore"`` (boto3, and aiobotocore for native
+    async — the default), ``"httpx"`` (:class:`~sm_llm.transports.SigV4HttpTransport`:
+    httpx, signed with botocore's SigV4 signer and credential chain; S3 and SQS stay on
+    boto3), or a :class:`~sm_llm.transports.Transport` object (e.g.
     :class:`~sm_llm.transports.FakeTransport` in unit tests)."""
 
     target_model: str | None = None
@@ -165,11 +171,24 @@ class AdapterBase(BaseModel):
     @field_validator("transport")
     @classmethod
     def _check_transport(cls, value: Any) -> Any:
-        if value is not None and not isinstance(value, Transport):
+        if value is None:
+            return "botocore"
+        if isinstance(value, str):
+            if value not in TRANSPORTS:
+                raise ConfigurationError(
+                    f"transport must be one of {', '.join(map(repr, TRANSPORTS))}, not {value!r}"
+                    f"{did_you_mean(value, list(TRANSPORTS))}", field="transport",
+                )
+        elif not isinstance(value, Transport):
             raise ConfigurationError(
-                f"transport must be a sm_llm.transports.Transport, not {type(value).__name__}"
+                f"transport must be 'botocore', 'httpx' or a sm_llm.transports.Transport, not "
+                f"{type(value).__name__}", field="transport",
             )
         return value
+
+    def _given_transport(self) -> Transport | None:
+        """The transport object passed as ``transport=`` (``None`` for a name)."""
+        return None if isinstance(self.transport, str) else self.transport
 
     def model_post_init(self, context: Any, /) -> None:
         """Resolve the handler and check routing now — no client is created here."""
@@ -177,8 +196,13 @@ class AdapterBase(BaseModel):
         check_endpoint_name(self.endpoint_name)
         if self.endpoint_url is not None:
             check_http_url(self.endpoint_url, "endpoint_url")
-        if self.transport is not None and self.client is not None:
+        if self._given_transport() is not None and self.client is not None:
             raise ConfigurationError("pass client= or transport=, not both (a transport owns its client)")
+        if self.transport == "httpx" and self.client is not None:
+            raise ConfigurationError(
+                "client= is a boto3 client, used by transport='botocore' only; leave it out with "
+                "transport='httpx' (the connection fields say where and as whom to call)", field="client",
+            )
         self._handler = ContentHandler.resolve(self.content_handler)
         self._routing().to_params(INVOKE, default_attributes=self._handler.custom_attributes)
         parameters(self._spec(), {}, None)  # a handler may refuse a standard field (langchain-aws objects)
@@ -255,7 +279,9 @@ class AdapterBase(BaseModel):
         return None
 
     def _new_transport(self) -> Transport:
-        """The transport the fields describe (when none was given): botocore."""
+        """The transport the fields describe (when none was given): botocore or httpx."""
+        if self.transport == "httpx":
+            return SigV4HttpTransport(self._settings())
         return BotocoreTransport(self._settings(), client=self.client)
 
     @property
@@ -267,7 +293,7 @@ class AdapterBase(BaseModel):
             with self._engine_lock:
                 engine = self._engine
                 if engine is None:
-                    transport = self.transport or self._new_transport()
+                    transport = self._given_transport() or self._new_transport()
                     engine = self._engine = Engine(
                         transport, self._spec(), policy=self._policy(), replies=self._replies(),
                         max_workers=self.max_connections,

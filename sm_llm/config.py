@@ -42,7 +42,7 @@ __all__ = ["config_fields", "config_schema", "load_config", "masked", "to_config
 SECRETS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
 # bearer_token: a token lives hours at most, a file longer; adapters make their own from the credentials
 _NOT_CONFIG = {
-    "client", "transport", "config", "rate_limiter", "callbacks", "cache", "custom_get_token_ids", "profile",
+    "client", "config", "rate_limiter", "callbacks", "cache", "custom_get_token_ids", "profile",
     "bearer_token",
 }
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -261,6 +261,8 @@ def to_config(adapter: Any) -> dict[str, Any]:
         value = getattr(adapter, name)
         if value == field.get_default(call_default_factory=True):
             continue
+        if name == "transport" and not isinstance(value, str):
+            continue  # a Transport object is code, not configuration
         if isinstance(value, ContentHandler) or hasattr(value, "model_dump"):
             value = value.model_dump(exclude_defaults=True)
         config[name] = value

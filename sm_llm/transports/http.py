@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sm_llm import errors as e
 from sm_llm.transports.clients import AsyncClients, ClientSettings
@@ -24,6 +24,8 @@ from sm_llm.transports.mapping import status_error_class
 
 if TYPE_CHECKING:
     import httpx
+
+_C = TypeVar("_C", "httpx.Client", "httpx.AsyncClient")
 
 __all__ = ["ERROR_BODY_LIMIT", "HttpTransport", "http_errors", "status_error"]
 
@@ -129,14 +131,18 @@ class HttpTransport:
             with self._lock:
                 client = self._client
                 if client is None:
-                    client = self._client = httpx.Client(**self._options())
+                    client = self._client = self._prepared(httpx.Client(**self._options()))
         return client
 
     async def _create_async(self, settings: ClientSettings) -> httpx.AsyncClient:
         import httpx
 
         # Loading the TLS trust store reads files: not on the event loop.
-        return await asyncio.to_thread(lambda: httpx.AsyncClient(**self._options()))
+        return await asyncio.to_thread(lambda: self._prepared(httpx.AsyncClient(**self._options())))
+
+    def _prepared(self, client: _C) -> _C:
+        """A new client, adjusted by a subclass (e.g. its default headers)."""
+        return client
 
     async def aclient(self) -> httpx.AsyncClient:
         """The running event loop's async client, created on first use."""

@@ -21,12 +21,28 @@ def fault() -> Callable[..., FaultConfig]:
     return FaultConfig
 
 
+TRANSPORTS = ["botocore", "httpx"]
+"""The built-in transports. A module runs on both by overriding ``sm_transport``:
+
+    @pytest.fixture(params=TRANSPORTS)
+    def sm_transport(request): return request.param
+"""
+
+
 @pytest.fixture
-def make_llm(local_endpoint: LocalEndpoint) -> Callable[..., SageMakerLLM]:
-    """``make_llm(endpoint_name, **fields)`` → a SageMakerLLM on the local endpoint."""
+def sm_transport() -> str:
+    """The ``transport=`` the adapters of a test use (``botocore``; see ``TRANSPORTS``)."""
+    return "botocore"
+
+
+@pytest.fixture
+def make_llm(local_endpoint: LocalEndpoint, sm_transport: str) -> Callable[..., SageMakerLLM]:
+    """``make_llm(endpoint_name, **fields)`` → a SageMakerLLM on the local endpoint, on
+    the ``sm_transport`` transport."""
 
     def make(endpoint_name: str, **fields: Any) -> SageMakerLLM:
         fields.setdefault("max_retries", 0)
+        fields.setdefault("transport", sm_transport)
         return SageMakerLLM(
             endpoint_name=endpoint_name, endpoint_url=local_endpoint.url, region_name="us-east-1", **fields
         )

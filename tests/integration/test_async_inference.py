@@ -87,11 +87,18 @@ def cfg(s3_server: LocalS3) -> AsyncInferenceConfig:
     )
 
 
+@pytest.fixture(scope="module", params=["botocore", "httpx"])
+def sm_transport(request: pytest.FixtureRequest) -> str:
+    """The module runs on both transports (S3 stays on boto3 on both)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def shared_llm(local_endpoint_session: LocalEndpoint) -> Iterator[SageMakerLLM]:
+def shared_llm(local_endpoint_session: LocalEndpoint, sm_transport: str) -> Iterator[SageMakerLLM]:
     """One adapter for the module: its clients are made once (that takes ~0.1 s each)."""
     llm = SageMakerLLM(
-        endpoint_name="tgi", endpoint_url=local_endpoint_session.url, region_name="us-east-1", max_retries=0
+        endpoint_name="tgi", endpoint_url=local_endpoint_session.url, region_name="us-east-1", max_retries=0,
+        transport=sm_transport,
     )
     yield llm
     close_s3_clients(llm)

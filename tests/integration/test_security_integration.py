@@ -18,6 +18,13 @@ from sm_llm.async_inference import AsyncInferenceConfig
 from sm_llm.errors import ConfigurationError
 from sm_llm.local import LocalEndpoint
 
+
+@pytest.fixture(params=["botocore", "httpx"])
+def sm_transport(request: pytest.FixtureRequest) -> str:
+    """Every adapter of this module is tested on both transports (see conftest.TRANSPORTS)."""
+    return str(request.param)
+
+
 CANARY = "canary-5b7c-secret"
 
 
@@ -37,15 +44,15 @@ class Recorder(BaseCallbackHandler):
 
 @pytest.mark.parametrize("cls", [SageMakerLLM, ChatSageMaker])
 def test_canary_secret_never_in_logs_errors_or_callbacks(
-    cls: type, local_endpoint: Any, fault: Any, caplog: pytest.LogCaptureFixture
+    cls: type, local_endpoint: Any, fault: Any, caplog: pytest.LogCaptureFixture, sm_transport: str
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="sm_llm")
-    caplog.set_level(logging.DEBUG, logger="langchain_core")
+    for logger in ("sm_llm", "langchain_core", "httpx", "httpcore"):
+        caplog.set_level(logging.DEBUG, logger=logger)
     recorder = Recorder()
     adapter = cls(
         endpoint_name="openai", content_handler="openai", endpoint_url=local_endpoint.url, region_name="us-east-1",
         aws_access_key_id="AKIATESTKEY", aws_secret_access_key=CANARY, aws_session_token=f"tok-{CANARY}",
-        max_retries=2,
+        max_retries=2, transport=sm_transport,
     )
     adapter.invoke("hello", config={"callbacks": [recorder]})
     list(adapter.stream("stream me", config={"callbacks": [recorder]}))

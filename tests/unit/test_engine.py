@@ -214,3 +214,25 @@ def test_an_aiobotocore_client_says_it_serves_async_calls_only() -> None:
     llm = SageMakerLLM(endpoint_name="ep", client=AioLike())
     with pytest.raises(e.ConfigurationError, match="only serves async calls"):
         llm.invoke("x")
+
+
+def test_transport_names_select_the_built_in_transports(tmp_path: Any) -> None:
+    from sm_llm import load_config
+    from sm_llm.transports import BotocoreTransport, SigV4HttpTransport
+
+    default = SageMakerLLM(endpoint_name="ep", region_name="us-east-1")
+    assert default.transport == "botocore" and isinstance(default.engine.transport, BotocoreTransport)
+    assert "transport" not in default.to_config()
+    httpx = SageMakerLLM(endpoint_name="ep", region_name="us-east-1", transport="httpx")
+    assert isinstance(httpx.engine.transport, SigV4HttpTransport)
+    assert httpx.to_config()["transport"] == "httpx"
+    path = tmp_path / "llm.yaml"
+    path.write_text(httpx.to_yaml())
+    assert load_config(path).transport == "httpx"
+    assert SageMakerLLM(endpoint_name="ep", transport=None).transport == "botocore"
+    assert "transport" not in SageMakerLLM(endpoint_name="ep", transport=FakeTransport()).to_config()
+    with pytest.raises(e.ConfigurationError, match="did you mean httpx"):
+        SageMakerLLM(endpoint_name="ep", transport="htpx")
+    with pytest.raises(e.ConfigurationError, match="transport='botocore' only"):
+        SageMakerLLM(endpoint_name="ep", transport="httpx", client=object())
+    assert ChatSageMaker(endpoint_name="ep", transport="httpx", region_name="us-east-1").engine.transport.__class__ is SigV4HttpTransport
