@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from sm_llm.local._bearer import BearerRejected, verify_authorization
@@ -114,18 +115,34 @@ class _Handler(ReplyHandler):
     # -- invocations ------------------------------------------------------------------------
 
     def _invocation(self, operation: str, endpoint_name: str) -> None:
-        state = self.server.state
         body, length = self._read_body()
         headers = {k.lower(): v for k, v in self.headers.items()}
         record = RecordedRequest(operation, endpoint_name, headers, body, str(uuid.uuid4()))
+
+        def refuse(error: ServiceError) -> None:
+            record.status, record.error_code = error.status, error.code
+            self._send_error(error, record.request_id)
+
+        self._handle(record, lambda: self._serve(record, length), (ServiceError,), refuse)
+
+    def _handle(
+        self,
+        record: RecordedRequest,
+        serve: Callable[[], None],
+        errors: tuple[type[Exception], ...],
+        refuse: Callable[[Any], None],
+    ) -> None:
+        """One request's life on either wire: recorded, counted in flight while ``serve``
+        runs, an expected error answered by ``refuse`` in the wire's own shape, and a
+        client that went away noted rather than raised."""
+        state = self.server.state
         state.requests.append(record)
         state.enter()
         try:
-            self._serve(record, length)
-        except ServiceError as error:
-            record.status, record.error_code = error.status, error.code
+            serve()
+        except errors as error:
             try:
-                self._send_error(error, record.request_id)
+                refuse(error)
             except Abort:
                 record.client_disconnected = True
         except Abort:
@@ -209,7 +226,6 @@ class _Handler(ReplyHandler):
     # -- the OpenAI-compatible route ---------------------------------------------------------
 
     def _openai(self, route: OpenAIRoute) -> None:
-        state = self.server.state
         body, length = self._read_body()
         headers = {k.lower(): v for k, v in self.headers.items()}
         authorization = headers.get("authorization")
@@ -218,26 +234,19 @@ class _Handler(ReplyHandler):
         record = RecordedRequest(
             OPENAI_CHAT, route.endpoint, headers, body, str(uuid.uuid4()), component=route.component
         )
-        state.requests.append(record)
-        state.enter()
-        try:
-            self._serve_openai(record, route, authorization, length)
-        except (RouteError, BearerRejected, ServiceError) as exc:
+
+        def refuse(exc: RouteError | BearerRejected | ServiceError) -> None:
             error = from_service_error(exc) if isinstance(exc, ServiceError) else exc
             if isinstance(error, BearerRejected):
                 error = RouteError(error.status, error.message, error.code)
             record.status, record.error_code = error.status, error.code
             response_headers = {"Content-Type": "application/json", "x-amzn-RequestId": record.request_id}
-            try:
-                self._send_body(error.status, response_headers, error.body())
-            except Abort:
-                record.client_disconnected = True
-        except Abort:
-            record.client_disconnected = True
-            if record.stream_completed is not None:
-                record.stream_completed = False
-        finally:
-            state.leave()
+            self._send_body(error.status, response_headers, error.body())
+
+        self._handle(
+            record, lambda: self._serve_openai(record, route, authorization, length),
+            (RouteError, BearerRejected, ServiceError), refuse,
+        )
 
     def _serve_openai(
         self, record: RecordedRequest, route: OpenAIRoute, authorization: str | None, length: int
