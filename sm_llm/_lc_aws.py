@@ -37,15 +37,10 @@ from sm_llm.handlers import (
     register_object_handler,
 )
 
-__all__ = ["LangChainAwsHandler", "is_langchain_aws_handler"]
+__all__ = ["LangChainAwsHandler"]
 
 _METHODS = ("transform_input", "transform_output")
 _ATTRIBUTES = ("content_type", "accepts")
-
-
-def is_langchain_aws_handler(value: Any) -> bool:
-    """Whether ``value`` looks like a langchain-aws handler (has both transform methods)."""
-    return all(callable(getattr(value, name, None)) for name in _METHODS)
 
 
 class LangChainAwsHandler(ContentHandler):

@@ -10,7 +10,7 @@ server can pace, re-chunk or cut the stream.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -28,7 +28,6 @@ __all__ = [
     "json_response",
     "parse_custom_attributes",
     "parse_json_body",
-    "pieces_of",
 ]
 
 CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
@@ -126,12 +125,6 @@ def parse_custom_attributes(value: str) -> dict[str, str]:
         if sep and key.strip():
             pairs[key.strip()] = val.strip()
     return pairs
-
-
-def pieces_of(chunks: Iterable[bytes], *, tokens: bool = True) -> Iterator[Piece]:
-    """Wrap raw byte chunks as pieces."""
-    for chunk in chunks:
-        yield Piece(chunk, tokens)
 
 
 def invoke(container: Container, request: ContainerRequest) -> ContainerResponse:
