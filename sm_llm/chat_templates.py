@@ -29,6 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sm_llm._precompiled_chat import chat_builder_for, render_chat_precompiled
 from sm_llm._sandbox import namespace_class
 from sm_llm._templating import compile_template, raise_exception, render, sandbox_class
 from sm_llm._validation import is_file
@@ -249,7 +250,12 @@ class ChatTemplate:
             raise ConfigurationError("cannot render a chat template without messages")
         context = {"bos_token": self.bos_token, "eos_token": self.eos_token, "documents": None, **extra}
         context.update(messages=[_message(m) for m in messages], tools=tools, add_generation_prompt=add_generation_prompt)
-        return render(_compile(self.source), _plain(context), what=f"chat template {self.name!r}")
+        plain = _plain(context)
+        builder = chat_builder_for(self.source)  # a shipped preset: no Jinja per call
+        text = None if builder is None else render_chat_precompiled(builder, plain)
+        if text is not None:
+            return text
+        return render(_compile(self.source), plain, what=f"chat template {self.name!r}")
 
 
 def _presets() -> dict[str, Path]:
