@@ -19,6 +19,7 @@ from langchain_core.language_models.fake import FakeListLLM
 
 from sm_llm import ChatSageMaker, ContentHandler, SageMakerLLM
 from sm_llm import handlers as handlers_module
+from sm_llm._core.request import inference_id
 from sm_llm.handlers import _loads_body
 
 json_values = st.recursive(
@@ -103,3 +104,20 @@ def test_a_subclass_overriding_generate_gets_its_own_signature() -> None:
         "prompts", "stop", "kwargs"
     }
     assert "__signature__" not in vars(FakeListLLM._generate)  # only our classes are touched
+
+
+def test_inference_ids_are_uuid4_hex(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import uuid
+    from types import SimpleNamespace
+
+    from sm_llm._core import request as request_module
+
+    for _ in range(200):
+        raw = os.urandom(16)
+        monkeypatch.setattr(request_module, "os", SimpleNamespace(urandom=lambda n, raw=raw: raw))
+        assert inference_id() == uuid.UUID(bytes=raw, version=4).hex
+    monkeypatch.undo()
+    ids = {inference_id() for _ in range(100)}
+    assert len(ids) == 100
+    assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
