@@ -41,6 +41,8 @@ __all__ = ["ChatTemplate"]
 
 _REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
 _SIDECAR_KEYS = {"model", "bos_token", "eos_token", "stop"}
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+"""Types ``_plain`` passes as they are (exact types: subclasses are rebuilt)."""
 _SCALARS: tuple[tuple[type, Any], ...] = ((str, str.__str__), (int, int.__int__), (float, float.__float__))
 
 
@@ -104,8 +106,15 @@ def _compile(source: str) -> Any:
 
 def _plain(value: Any) -> Any:
     """Rebuild ``value`` from plain JSON types, as transformers does; other objects become ``"<Type>"``."""
-    if value is None or type(value) in (str, int, float, bool):
+    kind = type(value)
+    if kind in _LEAVES:
         return value
+    if kind is dict:  # the usual containers, their plain leaves taken without a call each
+        return {
+            k if type(k) in _LEAVES else _plain(k): v if type(v) in _LEAVES else _plain(v) for k, v in value.items()
+        }
+    if kind is list:
+        return [v if type(v) in _LEAVES else _plain(v) for v in value]
     for base, plain in _SCALARS:  # subclasses (enums...) carry extra methods: back to the base type
         if isinstance(value, base):
             return plain(value)

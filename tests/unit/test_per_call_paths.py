@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import enum
 import inspect
 import json
 from typing import Any
@@ -121,3 +122,58 @@ def test_inference_ids_are_uuid4_hex(monkeypatch: pytest.MonkeyPatch) -> None:
     ids = {inference_id() for _ in range(100)}
     assert len(ids) == 100
     assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
+
+
+def _reference_plain(value: Any) -> Any:
+    """chat_templates._plain before its fast paths (the specification)."""
+    import dataclasses
+    from collections.abc import Mapping
+
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    for base, plain in ((str, str.__str__), (int, int.__int__), (float, float.__float__)):
+        if isinstance(value, base):
+            return plain(value)
+    if isinstance(value, Mapping):
+        return {_reference_plain(k): _reference_plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_reference_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_reference_plain(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _reference_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if callable(getattr(value, "model_dump", None)):
+        return _reference_plain(value.model_dump())
+    return f"<{type(value).__name__}>"
+
+
+class _Color(str, enum.Enum):  # noqa: UP042 - a str subclass, rebuilt as its value
+    RED = "red"
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+class _Words(list):  # type: ignore[type-arg]
+    pass
+
+
+_odd_leaves = st.sampled_from([_Color.RED, _Level.HIGH, True, object(), b"bytes", 1.5, _Words(["w"]), (1, "t")])
+_nested = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | _odd_leaves,
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(max_size=5) | st.integers() | st.sampled_from([_Color.RED, _Level.HIGH]), inner, max_size=4)
+    | st.tuples(inner, inner),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_nested)
+def test_chat_template_values_are_made_plain_as_before(value: Any) -> None:
+    from sm_llm.chat_templates import _plain
+
+    ours, reference = _plain(value), _reference_plain(value)
+    assert ours == reference
+    assert repr(ours) == repr(reference)  # the same types too (1 == 1.0 == True)
