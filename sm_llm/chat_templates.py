@@ -17,6 +17,8 @@ Inputs are prepared as transformers does (``None``-valued message keys dropped,
 reasoning aliased, plain JSON data, ``tools``/``documents`` passed even when
 ``None``), except that an empty ``bos_token``/``eos_token`` is passed as ``""``
 rather than left undefined, so ``bos_token=""`` switches a template's BOS off.
+The shipped presets render the same text without Jinja (:mod:`sm_llm._precompiled_chat`)
+whenever the inputs are of the shapes those builders mirror.
 """
 
 from __future__ import annotations
