@@ -6,6 +6,7 @@ stream drivers (a few lines each around the engine's steps).
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, Literal
 
@@ -27,6 +28,9 @@ __all__ = ["GenerativeBase"]
 
 _Held = tuple[str, Any] | None
 """A chunk waiting for the next (its token, the chunk)."""
+
+_INSPECTED_PER_CALL = ("_generate", "_agenerate")
+"""Methods whose signature langchain-core reads on every call (does it take ``run_manager``?)."""
 
 
 class _GenerationFields(BaseModel):
@@ -50,6 +54,18 @@ class GenerativeBase(AdapterBase, _GenerationFields):
 
     async_inference: AsyncInferenceConfig | None = None
     """When set, every call goes through ``InvokeEndpointAsync`` (S3 or inline) and waits."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # langchain-core calls inspect.signature(self._generate) on every call (~12 µs): a
+        # function's __signature__ is what inspect.signature returns, so compute it once.
+        super().__init_subclass__(**kwargs)
+        for name in _INSPECTED_PER_CALL:
+            method = cls.__dict__.get(name)
+            if inspect.isfunction(method) and "__signature__" not in vars(method):
+                try:
+                    method.__signature__ = inspect.signature(method)  # type: ignore[attr-defined]
+                except Exception:  # e.g. an annotation that cannot be resolved: leave it to inspect
+                    continue
 
     def _spec(self) -> RequestSpec:
         standard = {name: getattr(self, name) for name in STANDARD_PARAMETERS}

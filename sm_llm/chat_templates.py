@@ -17,6 +17,8 @@ Inputs are prepared as transformers does (``None``-valued message keys dropped,
 reasoning aliased, plain JSON data, ``tools``/``documents`` passed even when
 ``None``), except that an empty ``bos_token``/``eos_token`` is passed as ``""``
 rather than left undefined, so ``bos_token=""`` switches a template's BOS off.
+The shipped presets render the same text without Jinja (:mod:`sm_llm._precompiled_chat`)
+whenever the inputs are of the shapes those builders mirror.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from sm_llm._precompiled_chat import chat_builder_for, render_chat_precompiled
 from sm_llm._sandbox import namespace_class
 from sm_llm._templating import compile_template, raise_exception, render, sandbox_class
 from sm_llm._validation import is_file
@@ -40,6 +43,8 @@ __all__ = ["ChatTemplate"]
 
 _REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
 _SIDECAR_KEYS = {"model", "bos_token", "eos_token", "stop"}
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+"""Types ``_plain`` passes as they are (exact types: subclasses are rebuilt)."""
 _SCALARS: tuple[tuple[type, Any], ...] = ((str, str.__str__), (int, int.__int__), (float, float.__float__))
 
 
@@ -103,8 +108,15 @@ def _compile(source: str) -> Any:
 
 def _plain(value: Any) -> Any:
     """Rebuild ``value`` from plain JSON types, as transformers does; other objects become ``"<Type>"``."""
-    if value is None or type(value) in (str, int, float, bool):
+    kind = type(value)
+    if kind in _LEAVES:
         return value
+    if kind is dict:  # the usual containers, their plain leaves taken without a call each
+        return {
+            k if type(k) in _LEAVES else _plain(k): v if type(v) in _LEAVES else _plain(v) for k, v in value.items()
+        }
+    if kind is list:
+        return [v if type(v) in _LEAVES else _plain(v) for v in value]
     for base, plain in _SCALARS:  # subclasses (enums...) carry extra methods: back to the base type
         if isinstance(value, base):
             return plain(value)
@@ -249,7 +261,12 @@ class ChatTemplate:
             raise ConfigurationError("cannot render a chat template without messages")
         context = {"bos_token": self.bos_token, "eos_token": self.eos_token, "documents": None, **extra}
         context.update(messages=[_message(m) for m in messages], tools=tools, add_generation_prompt=add_generation_prompt)
-        return render(_compile(self.source), _plain(context), what=f"chat template {self.name!r}")
+        plain = _plain(context)
+        builder = chat_builder_for(self.source)  # a shipped preset: no Jinja per call
+        text = None if builder is None else render_chat_precompiled(builder, plain)
+        if text is not None:
+            return text
+        return render(_compile(self.source), plain, what=f"chat template {self.name!r}")
 
 
 def _presets() -> dict[str, Path]:

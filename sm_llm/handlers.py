@@ -76,10 +76,6 @@ def list_presets(kind: Literal["handlers", "chat"] = "handlers") -> list[str]:
     return sorted(p.name.removesuffix(suffix) for p in folder.glob(f"*{suffix}"))
 
 
-def _usage(spec: UsageSpec | None, data: Any) -> dict[str, int] | None:
-    return _read_usage(_usage_getters(spec), data) if spec is not None else None
-
-
 _raw_decode = json.JSONDecoder().raw_decode
 
 
@@ -90,6 +86,22 @@ def _loads(record: str) -> Any:
     except ValueError:
         return json.loads(record)  # leading whitespace, or the real error message
     return data if end == len(record) else json.loads(record)
+
+
+def _loads_body(body: bytes) -> Any:
+    """``json.loads(body)`` without its encoding detection on the usual UTF-8 reply.
+
+    Any body ``json.loads`` would read as UTF-16/32 (a BOM, or a NUL in its first two
+    bytes) or with surrogates fails here first, and is then read by ``json.loads`` itself.
+    """
+    if type(body) is not bytes:
+        return json.loads(body)
+    try:
+        text = body.decode("utf-8")
+        data, end = _raw_decode(text)
+    except ValueError:  # not UTF-8, leading whitespace, not JSON: json.loads decides
+        return json.loads(body)
+    return data if end == len(text) else json.loads(body)
 
 
 @lru_cache(maxsize=128)
@@ -341,7 +353,7 @@ class ContentHandler(BaseModel):
     def parse_response(self, body: bytes) -> ParsedOutput:
         """Parse a whole reply into text, finish reason, usage and tool calls."""
         try:
-            data = json.loads(body)
+            data = _loads_body(body)
         except RecursionError:  # "[[[[…": deeper than the interpreter can follow
             raise ResponseParseError(
                 f"reply is nested too deeply to parse (handler {self.name!r})", body_snippet=quote_body(body)
@@ -354,15 +366,13 @@ class ContentHandler(BaseModel):
                 ) from exc
             return ParsedOutput(text=body.decode("utf-8", "replace"), raw=body)
         spec = self.response
-        error = self._getter(spec.error)
+        error, text_get, tool_calls_get, reasoning_get, finish, model, usage_gets = self._response_getters
         if error is not None and (detail := error(data)) is not None:
             raise ModelError(
                 f"container reported an error: {detail}", original_message=str(detail)
             )
-        text = compile_expression(spec.text)(data)
-        tool_calls_get = self._getter(spec.tool_calls)
+        text = text_get(data)
         tool_calls = tool_calls_get(data) if tool_calls_get else None
-        reasoning_get = self._getter(spec.reasoning)
         reasoning = _reasoning_text(reasoning_get(data)) if reasoning_get else None
         if text is None and not tool_calls and reasoning is None:  # thinking cut short by max_tokens
             raise ResponseParseError(
@@ -376,16 +386,28 @@ class ContentHandler(BaseModel):
                 raise ResponseParseError(
                     f"reply text at {spec.text!r} is nested too deeply", body_snippet=quote_body(body)
                 ) from None
-        finish = self._getter(spec.finish_reason)
-        model = self._getter(spec.model_name)
-        return ParsedOutput(
-            text=text or "",
-            finish_reason=normalize_finish_reason(finish(data)) if finish else None,
-            usage=_usage(spec.usage, data),
-            raw=data,
-            tool_calls=list(tool_calls) if tool_calls else None,
-            model_name=model(data) if model else None,
-            reasoning=reasoning,
+        return ParsedOutput(  # positional: cheaper, once per reply
+            text or "",
+            normalize_finish_reason(finish(data)) if finish else None,
+            _read_usage(usage_gets, data) if usage_gets else None,
+            data,
+            list(tool_calls) if tool_calls else None,
+            model(data) if model else None,
+            reasoning,
+        )
+
+    @cached_property
+    def _response_getters(self) -> tuple[Any, ...]:
+        """The reply expressions, compiled once per handler (not looked up on every reply)."""
+        spec = self.response
+        return (
+            self._getter(spec.error),
+            compile_expression(spec.text),
+            self._getter(spec.tool_calls),
+            self._getter(spec.reasoning),
+            self._getter(spec.finish_reason),
+            self._getter(spec.model_name),
+            _usage_getters(spec.usage),
         )
 
     @cached_property

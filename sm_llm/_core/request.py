@@ -6,7 +6,7 @@ renders and validates one request from it, the per-call ``stop`` and keyword arg
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -22,6 +22,7 @@ __all__ = [
     "STANDARD_PARAMETERS",
     "PreparedRequest",
     "RequestSpec",
+    "inference_id",
     "model_name",
     "parameters",
     "prepare",
@@ -104,6 +105,14 @@ def model_name(
         if chosen:
             return str(chosen)
     return str(inference_component_name or target_model or endpoint_name)
+
+
+def inference_id() -> str:
+    """A new random inference id: ``uuid.uuid4().hex``, built without a ``UUID`` object."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 def split_kwargs(spec: RequestSpec, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -194,7 +203,7 @@ def prepare(
     }
     # One id per logical request, so every retry of it is the same request in the
     # endpoint's logs and data capture.
-    params.setdefault("InferenceId", uuid.uuid4().hex)
+    params.setdefault("InferenceId", inference_id())
     return PreparedRequest(operation=operation, params=params, stop=stop, handler=handler)
 
 
