@@ -30,7 +30,9 @@ def test_streams_fill_every_pool_and_give_their_connections_back(
         region_name="us-east-1", endpoint_url=local_endpoint.url, max_connections=size,
         aws_access_key_id="testing", aws_secret_access_key="testing", max_retries=0,
     ))
-    body = json.dumps({"inputs": "a b c", "stream": True}).encode()
+    # ~100 tokens at 20 ms: every stream is still open when the last one starts
+    body = json.dumps({"inputs": " ".join(["w"] * 99), "stream": True,
+                       "parameters": {"max_new_tokens": 100}}).encode()
     params = {"EndpointName": "tgi", "Body": body, "ContentType": "application/json"}
 
     async def run() -> tuple[list[int], list[int], list[int], int]:
@@ -41,7 +43,7 @@ def test_streams_fill_every_pool_and_give_their_connections_back(
             assert all(firsts)
             shards = await transport._aclients.get(transport.settings)
             held = list(shards._free)  # every connection of every pool in use
-            in_flight = local_endpoint.in_flight
+            in_flight = local_endpoint.peak_in_flight
             for s in streams:
                 await s.parts.aclose()
                 await s.aclose()
