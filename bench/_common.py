@@ -3,7 +3,8 @@ AWS environment, subprocess contenders, statistics and tables.
 
 Not a benchmark itself: run directly without arguments it prints this note and exits 0
 (``make bench`` runs every ``bench/*.py``). ``serve-with-stats`` is what
-:class:`ServerProcess` runs when it needs server-side statistics (see there).
+:class:`ServerProcess` runs when it needs server-side statistics (see there);
+``serve-streams`` is what :class:`StreamServerProcess` runs for many paced streams.
 """
 
 from __future__ import annotations
@@ -61,6 +62,16 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
+
+
+def raise_fd_limit() -> None:
+    """Raise the soft open-files limit to the hard one (1,000 streams need 1,000 sockets)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _get(url: str, timeout: float = 1.0) -> bytes:
@@ -123,15 +134,7 @@ class ServerProcess:
         log = Path(self._dir.name) / "server.log"
         for _ in range(3):  # a port picked free may be taken before the server binds it
             self.port = free_port()
-            if self.stats:
-                self.stats_port = free_port()
-                cmd = [sys.executable, str(BENCH / "_common.py"), "serve-with-stats",
-                       "--port", str(self.port), "--stats-port", str(self.stats_port),
-                       "--config", str(config)]
-            else:
-                cli = Path(sys.executable).with_name("sm-llm")
-                head = [str(cli)] if cli.exists() else [sys.executable, "-m", "sm_llm.cli"]
-                cmd = [*head, "local", "serve", "--port", str(self.port), "--config", str(config)]
+            cmd = self.command(config)
             with log.open("wb") as out:
                 self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                               stdin=subprocess.PIPE, cwd=ROOT)
@@ -145,6 +148,17 @@ class ServerProcess:
                 if "Address already in use" not in log.read_text():
                     raise
         raise RuntimeError("could not start the local endpoint on a free port")
+
+    def command(self, config: Path) -> list[str]:
+        """The server's command line (``self.port`` is already chosen)."""
+        if self.stats:
+            self.stats_port = free_port()
+            return [sys.executable, str(BENCH / "_common.py"), "serve-with-stats",
+                    "--port", str(self.port), "--stats-port", str(self.stats_port),
+                    "--config", str(config)]
+        cli = Path(sys.executable).with_name("sm-llm")
+        head = [str(cli)] if cli.exists() else [sys.executable, "-m", "sm_llm.cli"]
+        return [*head, "local", "serve", "--port", str(self.port), "--config", str(config)]
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
@@ -167,6 +181,20 @@ class ServerProcess:
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
+
+
+class StreamServerProcess(ServerProcess):
+    """``bench/_common.py serve-streams`` in a separate process on a free loopback port: an
+    asyncio server for many paced streams at once (see :func:`_serve_streams`). Started,
+    waited for and stopped as :class:`ServerProcess`."""
+
+    def __init__(self, token_ms: float, *, startup_timeout: float = 30.0) -> None:
+        super().__init__(startup_timeout=startup_timeout)
+        self.token_ms = token_ms
+
+    def command(self, config: Path) -> list[str]:
+        return [sys.executable, str(BENCH / "_common.py"), "serve-streams",
+                "--port", str(self.port), "--token-ms", str(self.token_ms)]
 
 
 def server_stats(stats_url: str | None) -> dict[str, Any] | None:
@@ -323,6 +351,108 @@ def _serve_with_stats(port: int, stats_port: int, config_path: str) -> None:
     stats.shutdown()
 
 
+# -- serve-streams ------------------------------------------------------------------------
+
+
+def _tgi_stream_frames(body: bytes) -> list[bytes]:
+    """The local endpoint's reply to a streamed ``tgi`` request ``body``: its TGI
+    container's SSE records, each in a ``PayloadPart`` event-stream frame, each frame one
+    HTTP chunk (one token each), as ``sm-llm local serve`` writes them."""
+    from sm_llm.local._containers import ContainerRequest
+    from sm_llm.local._eventstream import chunked, payload_part
+    from sm_llm.local._tgi import tgi_container
+
+    response = tgi_container(ContainerRequest(body=body, headers={}))
+    return [chunked(payload_part(piece.data)) for piece in response.pieces if piece.data]
+
+
+def _serve_streams(port: int, token_ms: float) -> None:
+    """An asyncio HTTP/1.1 server (keep-alive) for many concurrent paced streams:
+    ``GET /ping``, and ``POST /endpoints/NAME/invocations-response-stream`` answered with
+    :func:`_tgi_stream_frames` of the body (computed once per distinct body), frame ``k``
+    written ``(k + 1) * token_ms`` after the request arrived (an absolute schedule, as a
+    model paced at a fixed rate). ``sm-llm local serve`` runs a thread per connection and
+    sleeps before each token; on a small machine that cannot pace 1,000 streams. Here
+    the streams due in the same millisecond are written by one timer callback, so a token
+    costs the server little more than its ``send``. Exits at EOF on stdin."""
+    import asyncio
+    import uuid
+
+    delay = token_ms / 1000.0
+    cache: dict[bytes, list[bytes]] = {}
+    slots: dict[int, list[list[Any]]] = {}  # ms tick -> [transport, frames, index, t0, done]
+    head = ("HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\n"
+            "X-Amzn-SageMaker-Content-Type: text/event-stream\r\n"
+            "x-Amzn-Invoked-Production-Variant: AllTraffic\r\n"
+            "Transfer-Encoding: chunked\r\nx-amzn-RequestId: ")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def schedule(stream: list[Any]) -> None:
+            due = stream[3] + (stream[2] + 1) * delay
+            slots.setdefault(int(due * 1000) + 1, []).append(stream)
+
+        def tick() -> None:
+            now = int(loop.time() * 1000)
+            for slot in sorted(k for k in slots if k <= now):
+                for stream in slots.pop(slot):
+                    transport, frames, index, _, done = stream
+                    if done.done():  # the connection's task is gone
+                        continue
+                    if transport.is_closing():
+                        done.set_result(False)
+                        continue
+                    transport.write(frames[index])
+                    stream[2] = index + 1
+                    if stream[2] < len(frames):
+                        schedule(stream)
+                    else:
+                        transport.write(b"0\r\n\r\n")
+                        done.set_result(True)
+            loop.call_at((now + 1) / 1000, tick)
+
+        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while True:
+                    lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+                    method, path, _ = lines[0].split(" ", 2)
+                    length = 0
+                    for line in lines[1:]:
+                        if line.lower().startswith("content-length:"):
+                            length = int(line.split(":", 1)[1])
+                    body = await reader.readexactly(length) if length else b""
+                    if method == "POST" and path.endswith("/invocations-response-stream"):
+                        t0 = loop.time()
+                        frames = cache.get(body)
+                        if frames is None:
+                            frames = cache[body] = _tgi_stream_frames(body)
+                        writer.write(f"{head}{uuid.uuid4()}\r\n\r\n".encode())
+                        done: asyncio.Future[bool] = loop.create_future()
+                        schedule([writer.transport, frames, 0, t0, done])
+                        if not await done:
+                            return
+                    else:
+                        status = "200 OK" if path == "/ping" else "404 Not Found"
+                        writer.write(f"HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n".encode())
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            except Exception as exc:  # a request the bench does not send: say so, then close
+                print(f"serve-streams: {type(exc).__name__}: {exc}", flush=True)
+                writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(connection, LOOPBACK, port, backlog=4096)
+        loop.call_soon(tick)
+        print(f"serve-streams on http://{LOOPBACK}:{port}, {token_ms:g} ms per token", flush=True)
+        async with server:
+            await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes stdin
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
 def main(argv: Sequence[str]) -> int:
     if argv[:1] == ["serve-with-stats"]:
         import argparse
@@ -333,6 +463,16 @@ def main(argv: Sequence[str]) -> int:
         parser.add_argument("--config", required=True)
         args = parser.parse_args(argv[1:])
         _serve_with_stats(args.port, args.stats_port, args.config)
+        return 0
+    if argv[:1] == ["serve-streams"]:
+        import argparse
+
+        parser = argparse.ArgumentParser(prog="bench/_common.py serve-streams")
+        parser.add_argument("--port", type=int, required=True)
+        parser.add_argument("--token-ms", type=float, required=True)
+        args = parser.parse_args(argv[1:])
+        raise_fd_limit()
+        _serve_streams(args.port, args.token_ms)
         return 0
     print((__doc__ or "").strip().split("\n\n")[0] + " (helpers only; nothing to run)")
     return 0

@@ -12,9 +12,10 @@ httpx is imported on first use, not with :mod:`sm_llm`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -27,10 +28,18 @@ if TYPE_CHECKING:
 
 _C = TypeVar("_C", "httpx.Client", "httpx.AsyncClient")
 
-__all__ = ["ERROR_BODY_LIMIT", "HttpTransport", "http_errors", "status_error"]
+__all__ = ["ERROR_BODY_LIMIT", "POOL_SHARD", "HttpTransport", "http_errors", "status_error"]
 
 ERROR_BODY_LIMIT = 65_536
 """Bytes of an error reply read (the rest is dropped with the connection)."""
+
+POOL_SHARD = 8
+"""Most connections in one httpx async pool. httpcore's pool (1.0.x) walks all its
+connections, and for each idle one all of them again, whenever a request starts or ends
+(encode/httpcore#1035): ~10 ms of CPU per request with 100 pooled connections, seconds
+with 1,000. A larger ``max_connections`` is split over several ``AsyncClient`` pools of at
+most this many connections (together exactly ``max_connections``); each request goes to
+the one with the most free connections."""
 
 _BY_STATUS: dict[int, type[e.SageMakerError]] = {
     401: e.AuthenticationError,
@@ -134,20 +143,31 @@ class HttpTransport:
                     client = self._client = self._prepared(httpx.Client(**self._options()))
         return client
 
-    async def _create_async(self, settings: ClientSettings) -> httpx.AsyncClient:
+    async def _create_async(self, settings: ClientSettings) -> _Shards:
         import httpx
 
+        sizes = _shard_sizes(self.settings.max_connections)
+
+        def create() -> list[httpx.AsyncClient]:
+            clients = []
+            tls = httpx.create_ssl_context()  # one trust store for all the pools (~10 ms each)
+            for size in sizes:
+                options = {"verify": tls, **self._options()}
+                options["limits"] = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+                clients.append(self._prepared(httpx.AsyncClient(**options)))
+            return clients
+
         # Loading the TLS trust store reads files: not on the event loop.
-        return await asyncio.to_thread(lambda: self._prepared(httpx.AsyncClient(**self._options())))
+        return _Shards(await asyncio.to_thread(create), sizes)
 
     def _prepared(self, client: _C) -> _C:
         """A new client, adjusted by a subclass (e.g. its default headers)."""
         return client
 
     async def aclient(self) -> httpx.AsyncClient:
-        """The running event loop's async client, created on first use."""
-        client: httpx.AsyncClient = await self._aclients.get(self.settings)
-        return client
+        """The running event loop's (first) async client, created on first use."""
+        shards: _Shards = await self._aclients.get(self.settings)
+        return shards.clients[0]
 
     # -- requests -------------------------------------------------------------------------
 
@@ -169,11 +189,10 @@ class HttpTransport:
     ) -> httpx.Response:
         """Async :meth:`send`."""
         with http_errors(where):
-            client = await self.aclient()
-            request = client.build_request(
-                "POST", url, headers=headers, content=content, timeout=self.timeouts(timeout)
+            shards: _Shards = await self._aclients.get(self.settings)
+            return await shards.send(
+                "POST", url, headers=headers, content=content, timeout=self.timeouts(timeout), stream=stream
             )
-            return await client.send(request, stream=stream)
 
     def read(self, response: httpx.Response, *, where: str, deadline: float | None = None,
              limit: int | None = None) -> bytes:
@@ -235,3 +254,70 @@ class HttpTransport:
         """Close this event loop's async client, then the sync one."""
         await self._aclients.aclose()
         self.close()
+
+
+def _shard_sizes(size: int) -> list[int]:
+    """``size`` connections as pools of at most :data:`POOL_SHARD`, as even as possible."""
+    count = -(-size // POOL_SHARD)
+    return [size // count + (i < size % count) for i in range(count)]
+
+
+class _Shards:
+    """One event loop's httpx ``AsyncClient`` pools (see :data:`POOL_SHARD`) and the
+    requests each has in flight, from send to the response's close."""
+
+    def __init__(self, clients: list[httpx.AsyncClient], sizes: list[int]) -> None:
+        self.clients = clients
+        self._free = list(sizes)
+
+    async def send(self, method: str, url: str, *, stream: bool, **options: Any) -> httpx.Response:
+        """Send on the pool with the most free connections; a streamed response holds its
+        connection until it is closed (read to the end, or ``aclose``)."""
+        import httpx
+
+        free = self._free
+        index = free.index(max(free)) if len(free) > 1 else 0
+        client = self.clients[index]
+        request = client.build_request(method, url, **options)
+        free[index] -= 1
+        try:
+            response = await client.send(request, stream=stream)
+        except BaseException:
+            free[index] += 1
+            raise
+        if not stream:
+            free[index] += 1
+        else:
+            body = response.stream
+            assert isinstance(body, httpx.AsyncByteStream)
+            response.stream = _held_stream()(body, lambda: free.__setitem__(index, free[index] + 1))
+        return response
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+
+@functools.cache
+def _held_stream() -> Callable[[httpx.AsyncByteStream, Callable[[], None]], httpx.AsyncByteStream]:
+    """The class of a response body stream that calls ``release`` once, when it is closed
+    (an ``httpx.AsyncByteStream``, defined on first use: httpx is imported lazily)."""
+    import httpx
+
+    class Held(httpx.AsyncByteStream):
+        def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+            self._stream = stream
+            self._release: Callable[[], None] | None = release
+
+        def __aiter__(self) -> AsyncIterator[bytes]:
+            return aiter(self._stream)
+
+        async def aclose(self) -> None:
+            try:
+                await self._stream.aclose()
+            finally:
+                release, self._release = self._release, None
+                if release is not None:
+                    release()
+
+    return Held
