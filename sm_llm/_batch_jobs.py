@@ -174,7 +174,8 @@ class _Jobs:
                 self.watch.discard(job_id)
                 entry = self.ledger.get(job_id)
                 if entry is not None:
-                    self.emit(error_line(item.record_id, job_from_entry(entry, self.adapter).timeout_error(item.timeout)))
+                    job = job_from_entry(entry, self.adapter_for(entry.model))
+                    self.emit(error_line(item.record_id, job.timeout_error(item.timeout)))
 
     def close(self) -> None:
         self.watch.close()

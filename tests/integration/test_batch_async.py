@@ -53,8 +53,9 @@ def backend(moto: LocalS3, notes: LocalNotifications, local_endpoint: LocalEndpo
 
 
 def _config(moto: LocalS3, **extra: Any) -> AsyncInferenceConfig:
-    return AsyncInferenceConfig(inline_body=True, s3_endpoint_url=moto.url, poll_interval=0.05,
-                                max_poll_interval=0.2, timeout=30, **extra)
+    settings = {"inline_body": True, "s3_endpoint_url": moto.url, "poll_interval": 0.05, "max_poll_interval": 0.2,
+                "timeout": 30, **extra}
+    return AsyncInferenceConfig(**settings)
 
 
 def _llm(ep: LocalEndpoint, moto: LocalS3, **extra: Any) -> SageMakerLLM:
@@ -200,6 +201,21 @@ def test_max_errors_stops_submitting(
                        concurrency=2, max_errors=3, progress=False)
     assert report.stopped and 3 <= report.failed <= 3 + 2  # the jobs outstanding are still written
     assert len(JobLedger(default_ledger(tmp_path / "out.jsonl"))) == report.failed
+
+
+def test_a_job_past_its_timeout_is_an_error_line_and_stays_in_the_ledger(
+    tmp_path: Path, local_endpoint: LocalEndpoint, moto: LocalS3, backend: S3AsyncBackend
+) -> None:
+    llm, out = _llm(local_endpoint, moto, timeout=0.5), tmp_path / "out.jsonl"
+    records = [{"id": "slow", "prompt": "s", "custom_attributes": _delay(2500)}, {"id": "quick", "prompt": "q"}]
+    report = run_batch(llm, records, out, async_inference=True, progress=False)
+    lines = {line["id"]: line for line in _lines(out)}
+    assert (report.done, report.failed) == (1, 1) and lines["slow"]["error"]["type"] == "JobTimeoutError"
+    assert backend.wait_idle(10)
+    out.write_text(json.dumps(lines["quick"]) + "\n", encoding="utf-8")  # drop the error line: retry it
+    again = run_batch(llm, records, out, async_inference=True, progress=False)
+    assert (again.done, again.skipped) == (1, 1) and _lines(out)[-1]["output"] == "Echo: s"
+    assert backend.completed == 2  # its result was picked up, not run again
 
 
 def test_cli_kill_9_mid_run_then_rerun(
