@@ -1,6 +1,7 @@
 """The files of :mod:`sm_llm.batch`: JSONL records read in streaming passes, ids kept as
 8-byte hashes, an output read back on resume (a torn last line cut off) and appended to
-with whole, unbuffered lines."""
+with whole, unbuffered lines — and the shape of those lines (one home for the real-time
+and the asynchronous-inference runs)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 
+from langchain_core.language_models import BaseLLM
+from langchain_core.messages import AIMessage, convert_to_messages
+from langchain_core.prompt_values import ChatPromptValue
+
 from sm_llm.errors import ConfigurationError
 
 __all__ = [
-    "INPUTS", "IdHashes", "LineWriter", "Record", "Records", "check_input", "check_shape", "id_hash",
-    "read_done", "record_key",
+    "INPUTS", "IdHashes", "LineWriter", "Record", "Records", "check_input", "check_shape", "error_line", "id_hash",
+    "model_input", "read_done", "record_key", "reply_line", "success_line",
 ]
 
 Record = Mapping[str, Any]
@@ -141,6 +146,66 @@ def check_input(source: Records, done: IdHashes | None) -> tuple[int, int]:
                     raise ConfigurationError(f"duplicate id {key}: {first[key]} and {where}; ids must be unique")
                 first[key] = where
     return count, skipped
+
+
+def model_input(model: Any, record: Record) -> Any:
+    """What ``model`` is called with for ``record``: its prompt, or its messages (as one
+    prompt string for an LLM, as messages for a chat model)."""
+    if "prompt" in record:
+        return record["prompt"]
+    if isinstance(model, BaseLLM):
+        return ChatPromptValue(messages=convert_to_messages(record["messages"])).to_string()
+    return convert_to_messages(record["messages"])
+
+
+# -- output lines -----------------------------------------------------------------------
+
+
+def error_line(record_id: Any, exc: BaseException) -> dict[str, Any]:
+    """The output line of a failed record."""
+    return {
+        "id": record_id,
+        "error": {
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "retryable": bool(getattr(exc, "is_retryable", False)),
+            "status_code": getattr(exc, "status_code", None),
+        },
+    }
+
+
+def _usage(usage: Mapping[str, Any] | None) -> dict[str, int] | None:
+    """Token counts under one pair of names, whatever the container called them."""
+    if not usage:
+        return None
+    found = {
+        "input_tokens": usage.get("input_tokens", usage.get("prompt_tokens")),
+        "output_tokens": usage.get("output_tokens", usage.get("completion_tokens")),
+    }
+    return {name: int(value) for name, value in found.items() if isinstance(value, int)} or None
+
+
+def success_line(record_id: Any, output: Any, info: Mapping[str, Any], usage: Any) -> dict[str, Any]:
+    """The output line of an answered record: ``info`` is the reply's metadata
+    (``generation_info`` / ``response_metadata``)."""
+    metadata = {k: v for k, v in info.items() if k not in ("finish_reason", "usage", "model_provider")}
+    return {
+        "id": record_id,
+        "output": output,
+        "usage": _usage(usage or info.get("usage")),
+        "finish_reason": info.get("finish_reason"),
+        "metadata": metadata,
+    }
+
+
+def reply_line(record_id: Any, reply: Any) -> dict[str, Any]:
+    """The output line of a chat model's (or any runnable's) reply."""
+    if isinstance(reply, AIMessage):
+        line = success_line(record_id, reply.content, reply.response_metadata, reply.usage_metadata)
+        if reply.tool_calls:
+            line["tool_calls"] = reply.tool_calls
+        return line
+    return success_line(record_id, reply if isinstance(reply, str) else str(reply), {}, None)
 
 
 # -- output -----------------------------------------------------------------------------

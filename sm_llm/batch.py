@@ -22,22 +22,26 @@ Before anything is sent the input is read once, streaming, to refuse duplicate o
 ids and malformed lines. Memory is bounded: neither file is loaded; the ids seen are kept
 as 8-byte hashes (about 16 bytes per record for input and output together: ~16 MB for
 1,000,000 records), colliding hashes confirmed by re-reading the input.
+
+``async_inference=True``: each record becomes an ``InvokeEndpointAsync`` job of a
+:class:`~sm_llm.async_inference.JobLedger` (default ``<output>.jobs.db``), ``concurrency``
+jobs outstanding; the same lines and resume, and a rerun submits no job the ledger holds
+(see :mod:`sm_llm._batch_jobs`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseLLM
-from langchain_core.messages import AIMessage, convert_to_messages
-from langchain_core.prompt_values import ChatPromptValue
 
 from sm_llm._adapter import AdapterBase
 from sm_llm._batch_files import (
@@ -47,17 +51,25 @@ from sm_llm._batch_files import (
     Records,
     check_input,
     check_shape,
+    error_line,
     id_hash,
+    model_input,
     read_done,
     record_key,
+    reply_line,
+    success_line,
 )
+from sm_llm._batch_jobs import jobs_model, run_jobs
 from sm_llm._core.request import reply_metadata
 from sm_llm._stop import truncate_at_stop
+from sm_llm.engine.ledger import JobLedger
 from sm_llm.engine.polling import Progress, ProgressBar
 from sm_llm.errors import ConfigurationError
 from sm_llm.llms import SageMakerLLM
 
-__all__ = ["BatchReport", "arun_batch", "arun_record", "error_line", "run_batch", "run_window"]
+__all__ = [
+    "BatchReport", "arun_batch", "arun_record", "default_ledger", "error_line", "run_batch", "run_window",
+]
 
 
 
@@ -88,41 +100,6 @@ class BatchReport:
 # -- one record -------------------------------------------------------------------------
 
 
-def error_line(record_id: Any, exc: BaseException) -> dict[str, Any]:
-    """The output line of a failed record."""
-    return {
-        "id": record_id,
-        "error": {
-            "type": type(exc).__name__,
-            "message": str(exc),
-            "retryable": bool(getattr(exc, "is_retryable", False)),
-            "status_code": getattr(exc, "status_code", None),
-        },
-    }
-
-
-def _usage(usage: Mapping[str, Any] | None) -> dict[str, int] | None:
-    """Token counts under one pair of names, whatever the container called them."""
-    if not usage:
-        return None
-    found = {
-        "input_tokens": usage.get("input_tokens", usage.get("prompt_tokens")),
-        "output_tokens": usage.get("output_tokens", usage.get("completion_tokens")),
-    }
-    return {name: int(value) for name, value in found.items() if isinstance(value, int)} or None
-
-
-def _success(record_id: Any, output: Any, info: Mapping[str, Any], usage: Any) -> dict[str, Any]:
-    metadata = {k: v for k, v in info.items() if k not in ("finish_reason", "usage", "model_provider")}
-    return {
-        "id": record_id,
-        "output": output,
-        "usage": _usage(usage or info.get("usage")),
-        "finish_reason": info.get("finish_reason"),
-        "metadata": metadata,
-    }
-
-
 def _direct(model: Any) -> bool:
     """A plain ``SageMakerLLM`` with nothing LangChain's ``agenerate`` would add (callbacks,
     rate limiter, cache, async jobs): call its engine directly — the same request, retries
@@ -142,7 +119,7 @@ async def _call_engine(model: Any, record_id: Any, prompt: str, kwargs: dict[str
         metadata, finish_reason="stop" if stopped else parsed.finish_reason, usage=parsed.usage,
         model_name=parsed.model_name,
     )
-    return _success(record_id, text, info, None)
+    return success_line(record_id, text, info, None)
 
 
 async def arun_record(model: Any, record: Record) -> dict[str, Any]:
@@ -151,25 +128,18 @@ async def arun_record(model: Any, record: Record) -> dict[str, Any]:
     kwargs = {k: v for k, v in record.items() if k not in ("id", *INPUTS)}
     try:
         if isinstance(model, BaseLLM):  # generate: the reply's metadata, not only its text
-            prompt = record.get("prompt")
-            if prompt is None:
-                prompt = ChatPromptValue(messages=convert_to_messages(record["messages"])).to_string()
+            prompt = model_input(model, record)
             if _direct(model):
                 return await _call_engine(model, record_id, prompt, kwargs)
             result = await model.agenerate([prompt], **kwargs)
             generation = result.generations[0][0]
-            return _success(record_id, generation.text, generation.generation_info or {}, None)
+            return success_line(record_id, generation.text, generation.generation_info or {}, None)
         reply = await model.ainvoke(record.get("prompt", record.get("messages")), **kwargs)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
         return error_line(record_id, exc)
-    if isinstance(reply, AIMessage):
-        line = _success(record_id, reply.content, reply.response_metadata, reply.usage_metadata)
-        if reply.tool_calls:
-            line["tool_calls"] = reply.tool_calls
-        return line
-    return _success(record_id, reply if isinstance(reply, str) else str(reply), {}, None)
+    return reply_line(record_id, reply)
 
 
 # -- the window -------------------------------------------------------------------------
@@ -226,6 +196,105 @@ async def run_window(
             task.cancel()
 
 
+class _Run:
+    """One batch's files, report and progress bar: :meth:`pending` yields the records still
+    to do, :meth:`on_line` writes an output line (False: stop starting new records)."""
+
+    def __init__(
+        self, records: str | os.PathLike[str] | Iterable[Record], output: str | os.PathLike[str], *,
+        resume: bool, progress: Progress, max_errors: int | None,
+    ) -> None:
+        self.started = time.monotonic()
+        self.max_errors = max_errors
+        path, self.source = Path(output), Records(records)
+        self.done = read_done(path) if resume else None
+        total, skipped = check_input(self.source, self.done) if self.source.reiterable else (0, 0)
+        self.report = BatchReport(output=str(path), skipped=skipped)
+        self.writer = LineWriter(path, append=resume)
+        self.bar = ProgressBar(total - skipped, progress, desc="batch", unit="rec")
+        # a one-shot iterator is checked as it is read: its ids as 8-byte ints, in a set
+        self.seen: set[int] | None = None if self.source.reiterable else set()
+
+    def pending(self) -> Iterator[Record]:
+        seen, done = self.seen, self.done
+        for where, record in self.source:
+            key = check_shape(record, where) if seen is not None else record_key(record, where)
+            if seen is not None:
+                if id_hash(key) in seen:
+                    raise ConfigurationError(f"duplicate id {key} at {where}; ids must be unique")
+                seen.add(id_hash(key))
+            if done is not None and key in done:
+                self.report.skipped += seen is not None
+                continue
+            yield record
+
+    def on_line(self, line: dict[str, Any]) -> bool:
+        report = self.report
+        self.writer.write(line)
+        failed = "error" in line
+        if failed:
+            report.failed += 1
+        else:
+            report.done += 1
+            usage = line.get("usage") or {}
+            report.tokens_in += usage.get("input_tokens", 0)
+            report.tokens_out += usage.get("output_tokens", 0)
+        self.bar.advance(1, int(failed))
+        if self.max_errors is not None and report.failed >= self.max_errors:
+            report.stopped = True
+        return not report.stopped
+
+    def close(self) -> BatchReport:
+        self.bar.close()
+        self.writer.close()
+        self.report.wall_time = time.monotonic() - self.started
+        return self.report
+
+
+def _check(concurrency: int, max_errors: int | None, async_inference: bool, ledger: Any,
+           resubmit_after: float | None) -> None:
+    if concurrency < 1:
+        raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
+    if max_errors is not None and max_errors < 1:
+        raise ConfigurationError(f"max_errors must be at least 1, got {max_errors}")
+    if ledger is not None and not async_inference:
+        raise ConfigurationError("a job ledger is for async_inference=True (--async-inference) only")
+    if resubmit_after is not None and (not async_inference or isinstance(ledger, JobLedger)):
+        raise ConfigurationError(
+            "resubmit_after is for async_inference=True with a ledger path (a JobLedger has its own)"
+        )
+
+
+def default_ledger(output: str | os.PathLike[str]) -> Path:
+    """The job ledger of an ``async_inference`` batch writing ``output``: ``<output>.jobs.db``."""
+    return Path(f"{os.fspath(output)}.jobs.db")
+
+
+def _run_jobs(
+    model: Any, records: str | os.PathLike[str] | Iterable[Record], output: str | os.PathLike[str], *,
+    concurrency: int, resume: bool, progress: Progress, max_errors: int | None,
+    ledger: str | os.PathLike[str] | JobLedger | None, resubmit_after: float | None,
+    stop: threading.Event | None = None,
+) -> BatchReport:
+    """The ``async_inference`` batch (blocking): every record a job of the ledger."""
+    jobs_model(model)  # before a file is touched
+    run = _Run(records, output, resume=resume, progress=progress, max_errors=max_errors)
+    try:
+        if isinstance(ledger, JobLedger):
+            run_jobs(model, run.pending(), concurrency, run.on_line, ledger=ledger, stop=stop)
+            return run.report
+        path = Path(ledger) if ledger is not None else default_ledger(output)
+        if ledger is None and not resume:  # the output starts afresh: so does its own ledger
+            for stale in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                stale.unlink(missing_ok=True)
+        settings = {} if resubmit_after is None else {"resubmit_after": resubmit_after}
+        with JobLedger(path, **settings) as opened:
+            run_jobs(model, run.pending(), concurrency, run.on_line, ledger=opened, stop=stop)
+        return run.report
+    finally:
+        run.close()
+
+
 async def arun_batch(
     model: Any,
     records: str | os.PathLike[str] | Iterable[Record],
@@ -235,55 +304,29 @@ async def arun_batch(
     resume: bool = True,
     progress: Progress = True,
     max_errors: int | None = None,
+    async_inference: bool = False,
+    ledger: str | os.PathLike[str] | JobLedger | None = None,
+    resubmit_after: float | None = None,
 ) -> BatchReport:
-    """Async :func:`run_batch` on the running event loop."""
-    if concurrency < 1:
-        raise ConfigurationError(f"concurrency must be at least 1, got {concurrency}")
-    if max_errors is not None and max_errors < 1:
-        raise ConfigurationError(f"max_errors must be at least 1, got {max_errors}")
-    started = time.monotonic()
-    path, source = Path(output), Records(records)
-    done = read_done(path) if resume else None
-    total, skipped = check_input(source, done) if source.reiterable else (0, 0)
-    report = BatchReport(output=str(path), skipped=skipped)
-    writer = LineWriter(path, append=resume)
-    bar = ProgressBar(total - skipped, progress, desc="batch", unit="rec")
-    seen: set[int] | None = None if source.reiterable else set()  # a one-shot iterator: 8-byte ints, in a set
-
-    def pending() -> Iterator[Record]:
-        for where, record in source:
-            key = check_shape(record, where) if seen is not None else record_key(record, where)
-            if seen is not None:  # a one-shot iterator: checked as it is read
-                if id_hash(key) in seen:
-                    raise ConfigurationError(f"duplicate id {key} at {where}; ids must be unique")
-                seen.add(id_hash(key))
-            if done is not None and key in done:
-                report.skipped += seen is not None
-                continue
-            yield record
-
-    def on_line(line: dict[str, Any]) -> bool:
-        writer.write(line)
-        failed = "error" in line
-        if failed:
-            report.failed += 1
-        else:
-            report.done += 1
-            usage = line.get("usage") or {}
-            report.tokens_in += usage.get("input_tokens", 0)
-            report.tokens_out += usage.get("output_tokens", 0)
-        bar.advance(1, int(failed))
-        if max_errors is not None and report.failed >= max_errors:
-            report.stopped = True
-        return not report.stopped
-
+    """Async :func:`run_batch` on the running event loop (``async_inference``: on a
+    worker thread, which stops after its current round when the task is cancelled)."""
+    _check(concurrency, max_errors, async_inference, ledger, resubmit_after)
+    if async_inference:
+        stop = threading.Event()
+        try:
+            return await asyncio.to_thread(
+                _run_jobs, model, records, output, concurrency=concurrency, resume=resume, progress=progress,
+                max_errors=max_errors, ledger=ledger, resubmit_after=resubmit_after, stop=stop,
+            )
+        except asyncio.CancelledError:
+            stop.set()
+            raise
+    run = _Run(records, output, resume=resume, progress=progress, max_errors=max_errors)
     try:
-        await run_window(_sized(model, concurrency), pending(), concurrency, on_line)
+        await run_window(_sized(model, concurrency), run.pending(), concurrency, run.on_line)
     finally:
-        bar.close()
-        writer.close()
-        report.wall_time = time.monotonic() - started
-    return report
+        run.close()
+    return run.report
 
 
 def run_batch(
@@ -295,6 +338,9 @@ def run_batch(
     resume: bool = True,
     progress: Progress = True,
     max_errors: int | None = None,
+    async_inference: bool = False,
+    ledger: str | os.PathLike[str] | JobLedger | None = None,
+    resubmit_after: float | None = None,
 ) -> BatchReport:
     """Run ``model`` (an sm_llm adapter, a bound one, or any LangChain runnable) over
     ``records`` — a JSONL path, or an iterable of mappings — appending one line per
@@ -305,7 +351,19 @@ def run_batch(
     always. ``max_errors``: stop starting calls once that many records failed (calls in
     flight still finish and are written); ``report.stopped`` tells. See the module
     docstring for the formats and guarantees.
+
+    ``async_inference``: submit each record through ``InvokeEndpointAsync`` as a job of
+    ``ledger`` (a :class:`~sm_llm.async_inference.JobLedger` or its path; default
+    ``<output>.jobs.db``), with the model's ``async_inference`` config; ``concurrency`` is
+    then the number of jobs outstanding (submitted, not yet written). A rerun sends no job
+    the ledger already holds; ``resume=False`` also starts the default ledger afresh.
+    ``resubmit_after``: the ledger's (a path's) wait before a job a crash left unsent is
+    looked for in S3 and sent again (default 120 s).
     """
+    _check(concurrency, max_errors, async_inference, ledger, resubmit_after)
+    if async_inference:
+        return _run_jobs(model, records, output, concurrency=concurrency, resume=resume, progress=progress,
+                         max_errors=max_errors, ledger=ledger, resubmit_after=resubmit_after)
 
     async def main() -> BatchReport:
         sized = _sized(model, concurrency)

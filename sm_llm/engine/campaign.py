@@ -25,7 +25,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,7 +41,7 @@ from sm_llm.engine.ledger import JobLedger, LedgerEntry, new_job_id
 from sm_llm.engine.polling import Progress, ProgressBar
 from sm_llm.errors import ConfigurationError, RequestValidationError, SageMakerError
 
-__all__ = ["AdapterFor", "CampaignStats", "job_from_entry", "ledger_submit", "request_key", "wait_ledger"]
+__all__ = ["AdapterFor", "CampaignStats", "JobWatch", "job_from_entry", "ledger_submit", "request_key", "wait_ledger"]
 
 AdapterFor = Callable[[int], Any]
 """A ledger model id → the adapter that reads its jobs (``engine``, ``handler``)."""
@@ -161,23 +161,26 @@ class _Waiter:
     """One :func:`wait_ledger`: the unfinished jobs, their schedules, the queues."""
 
     def __init__(self, ledger: JobLedger, adapter_for: AdapterFor, stats: CampaignStats,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], entries: Iterable[LedgerEntry] | None = None) -> None:
         self.ledger, self.adapter_for, self.stats, self.clock = ledger, adapter_for, stats, clock
         self.tracked: dict[str, _Tracked] = {}
-        now, wall = clock(), time.time()
-        for entry in ledger.entries(("submitting", "pending")):
-            config = AsyncInferenceConfig(**entry.config)
-            age = max(0.0, wall - entry.created)
-            first = config.notification_fallback_seconds if config.notification_queue_url else config.poll_interval
-            self.tracked[entry.id] = _Tracked(
-                entry, adapter_for(entry.model), config, now + max(0.0, first - age), config.poll_interval
-            )
         self.queues: dict[str, _Tracked] = {}
-        for item in self.tracked.values():
-            if item.config.notification_queue_url:
-                self.queues.setdefault(item.config.notification_queue_url, item)
-        self.last_news = now
+        self.last_news = clock()
         self._lock = threading.Lock()
+        for entry in ledger.entries(("submitting", "pending")) if entries is None else entries:
+            self.track(entry)
+
+    def track(self, entry: LedgerEntry) -> None:
+        """Wait for ``entry`` too: its first S3 check after ``poll_interval`` (with a queue:
+        ``notification_fallback_seconds``), counted from its creation."""
+        config = AsyncInferenceConfig(**entry.config)
+        age = max(0.0, time.time() - entry.created)
+        first = config.notification_fallback_seconds if config.notification_queue_url else config.poll_interval
+        item = _Tracked(entry, self.adapter_for(entry.model), config, self.clock() + max(0.0, first - age),
+                        config.poll_interval)
+        self.tracked[entry.id] = item
+        if config.notification_queue_url:
+            self.queues.setdefault(config.notification_queue_url, item)
 
     # -- outcomes -------------------------------------------------------------------------
 
@@ -273,7 +276,7 @@ class _Waiter:
 
     def refresh(self) -> None:
         """Drop jobs another process finished; pick up acceptances it recorded."""
-        states = self.ledger.states()
+        states = self.ledger.states(list(self.tracked))
         for job_id in list(self.tracked):
             state = states.get(job_id)
             if state is None or state in ("completed", "failed", "expired"):
@@ -331,6 +334,66 @@ class _Waiter:
         """When the next S3 check is due."""
         return min((t.next_check for t in self.tracked.values()), default=math.inf)
 
+    def step(self, pool: ThreadPoolExecutor, deadline: float, sleep: Callable[[float], None]) -> None:
+        """One round: other processes' outcomes, a long poll of each queue, the S3 checks
+        due; then, if nothing finished, a pause until the next check (or ``deadline``)."""
+        before = len(self.tracked)
+        started = self.clock()
+        self.refresh()
+        for url in list(self.queues):
+            if not self.tracked:
+                break
+            until = min(self.next_due(), deadline) - self.clock()
+            wait = int(max(0.0, min(float(self.queues[url].config.notification_wait_seconds), until)))
+            self.receive(url, wait, pool)
+        list(pool.map(self.check, self.due()))
+        if self.tracked and before == len(self.tracked):
+            pause_until = min(self.next_due(), deadline)
+            if self.queues:  # the long poll was the pause; only avoid spinning
+                pause_until = min(pause_until, started + _IDLE_S)
+            sleep(max(0.0, pause_until - self.clock()))
+
+
+class JobWatch:
+    """Waits for the jobs it is given, one round at a time — the window of a batch
+    (:func:`wait_ledger` waits for a whole ledger). The same schedule, notifications,
+    reconciliation of ``submitting`` jobs and ledger writes as :func:`wait_ledger`."""
+
+    def __init__(self, ledger: JobLedger, adapter_for: AdapterFor, *, stats: CampaignStats | None = None,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.stats = stats if stats is not None else CampaignStats()
+        self._waiter = _Waiter(ledger, adapter_for, self.stats, clock, entries=())
+        self._sleep = sleep
+        self._pool = ThreadPoolExecutor(max_workers=_MAX_CHECKERS)
+
+    def __len__(self) -> int:
+        return len(self._waiter.tracked)
+
+    def add(self, entry: LedgerEntry) -> None:
+        """Wait for this unfinished job too."""
+        self._waiter.track(entry)
+
+    def discard(self, job_id: str) -> None:
+        """Stop waiting for a job (it stays in the ledger as it is)."""
+        self._waiter.tracked.pop(job_id, None)
+
+    def step(self, deadline: float) -> set[str]:
+        """One round (pausing until ``deadline`` at most when nothing finished); the ids
+        of the jobs that finished — their outcome is in the ledger."""
+        before = set(self._waiter.tracked)
+        self._waiter.step(self._pool, deadline, self._sleep)
+        return before - set(self._waiter.tracked)
+
+    def close(self) -> None:
+        """Stop the S3 checkers."""
+        self._pool.shutdown()
+
+    def __enter__(self) -> JobWatch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 def _expiry(config: AsyncInferenceConfig) -> float:
     return (config.request_ttl_seconds or 21600) + (config.invocation_timeout_seconds or 900) + _EXPIRY_SLACK_S
@@ -364,21 +427,8 @@ def wait_ledger(
         with ThreadPoolExecutor(max_workers=_MAX_CHECKERS) as pool:
             while waiter.tracked and clock() < deadline:
                 before = len(waiter.tracked)
-                started = clock()
-                waiter.refresh()
-                for url in list(waiter.queues):
-                    if not waiter.tracked:
-                        break
-                    until = min(waiter.next_due(), deadline) - clock()
-                    wait = int(max(0.0, min(float(waiter.queues[url].config.notification_wait_seconds), until)))
-                    waiter.receive(url, wait, pool)
-                list(pool.map(waiter.check, waiter.due()))
+                waiter.step(pool, deadline, sleep)
                 bar.advance(before - len(waiter.tracked), 0)
-                if waiter.tracked and before == len(waiter.tracked):
-                    pause_until = min(waiter.next_due(), deadline)
-                    if waiter.queues:  # the long poll was the pause; only avoid spinning
-                        pause_until = min(pause_until, started + _IDLE_S)
-                    sleep(max(0.0, pause_until - clock()))
     finally:
         bar.close()
     return _results(ledger, adapter_for, limit, return_exceptions, generations)

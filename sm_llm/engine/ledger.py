@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ __all__ = ["FINISHED", "SCHEMA_VERSION", "JobLedger", "JobState", "LedgerEntry"]
 JobState = Literal["submitting", "pending", "completed", "failed", "expired"]
 FINISHED: tuple[JobState, ...] = ("completed", "failed", "expired")
 SCHEMA_VERSION = 1
+_IN_CHUNK = 500  # ids per "IN (...)" (SQLite allows 999 parameters at least)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -261,9 +262,17 @@ class JobLedger:
         marks = ",".join("?" * len(states))
         return [_entry(r) for r in self._read(f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY seq", states)]
 
-    def states(self) -> dict[str, JobState]:
-        """Every job's state, by job id (one cheap query)."""
-        return {str(i): s for i, s in self._read("SELECT id, state FROM jobs")}
+    def states(self, job_ids: Iterable[str] | None = None) -> dict[str, JobState]:
+        """Every job's state, by job id (one cheap query); only ``job_ids``' when given
+        (a window of a large ledger: no full scan)."""
+        if job_ids is None:
+            return {str(i): s for i, s in self._read("SELECT id, state FROM jobs")}
+        wanted, found = list(job_ids), dict[str, JobState]()
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            sql = f"SELECT id, state FROM jobs WHERE id IN ({','.join('?' * len(chunk))})"
+            found.update({str(i): s for i, s in self._read(sql, tuple(chunk))})
+        return found
 
     def counts(self) -> dict[str, int]:
         """How many jobs are in each state."""

@@ -224,13 +224,11 @@ def test_cli_max_errors_stops_early(local_endpoint: LocalEndpoint, tmp_path: Pat
     assert 3 <= len(_lines(tmp_path / "out.jsonl")) <= 3 + 2 and len(local_endpoint.requests) <= 5
 
 
-def test_cli_bad_input_and_async_inference_exit_2(local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
+def test_cli_bad_input_exits_2(local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
     source = _write(tmp_path / "in.jsonl", [{"id": 1, "prompt": "a"}, {"id": 1, "prompt": "b"}])
     common = ("--out", str(tmp_path / "out.jsonl"), "--endpoint", "tgi", "--region", "us-east-1", "--endpoint-url", local_endpoint.url)
     result = _cli(str(source), *common)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "duplicate id 1" in result.stderr
-    result = _cli(str(source), *common, "--async-inference")
-    assert result.returncode == 2 and "--async-inference is not available yet" in result.stderr
     assert local_endpoint.requests == []
 
 

@@ -233,3 +233,18 @@ def test_ledger_keeps_no_secrets_and_is_private(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
     data = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert b"very-secret" not in data and b"AKIAEXAMPLE" not in data
+
+
+def test_states_of_given_jobs_only_in_chunks(tmp_path: Path) -> None:
+    """A window's refresh asks for its own jobs (more than one ``IN (...)`` chunk here), not
+    every job of a large ledger."""
+    ledger = JobLedger(tmp_path / "jobs.db")
+    model = ledger.model_id({"endpoint_name": "ep"})
+    for i in range(1100):
+        ledger.add(job_id=f"j{i}", key=f"k{i}", model=model, endpoint="ep", params={}, body=None, stop=None,
+                   config={}, inference_id=f"i{i}", input_location=None)
+    ledger.finish("j1050", "completed", output=b"x")
+    wanted = [f"j{i}" for i in range(0, 1100, 2)] + ["nope"]
+    states = ledger.states(wanted)
+    assert set(states) == set(wanted) - {"nope"} and states["j1050"] == "completed"
+    assert len(ledger.states()) == 1100
