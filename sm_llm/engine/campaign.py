@@ -37,11 +37,13 @@ from sm_llm._core.request import PreparedRequest
 from sm_llm._routing import ASYNC
 from sm_llm.engine import jobs
 from sm_llm.engine.jobs import MAX_FAILURE_BYTES, Done, InferenceJob
-from sm_llm.engine.ledger import JobLedger, LedgerEntry, new_job_id
+from sm_llm.engine.ledger import FINISHED, JobLedger, LedgerEntry, Outcome, new_job_id
 from sm_llm.engine.polling import Progress, ProgressBar
 from sm_llm.errors import ConfigurationError, RequestValidationError, SageMakerError
 
-__all__ = ["AdapterFor", "CampaignStats", "job_from_entry", "ledger_submit", "request_key", "wait_ledger"]
+__all__ = [
+    "AdapterFor", "CampaignStats", "job_from_entry", "ledger_submit", "request_key", "run_campaign", "wait_ledger",
+]
 
 AdapterFor = Callable[[int], Any]
 """A ledger model id → the adapter that reads its jobs (``engine``, ``handler``)."""
@@ -49,6 +51,7 @@ AdapterFor = Callable[[int], Any]
 _MAX_CHECKERS = 32
 _EXPIRY_SLACK_S = 60.0
 _IDLE_S = 0.2
+_FOLLOW_POLL_S = 1.0
 
 
 @dataclass(slots=True)
@@ -161,23 +164,37 @@ class _Waiter:
     """One :func:`wait_ledger`: the unfinished jobs, their schedules, the queues."""
 
     def __init__(self, ledger: JobLedger, adapter_for: AdapterFor, stats: CampaignStats,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], *, follow: bool = False) -> None:
         self.ledger, self.adapter_for, self.stats, self.clock = ledger, adapter_for, stats, clock
+        self.follow = follow
+        """Jobs are still being added (a campaign submitting): each round adopts the new ones."""
         self.tracked: dict[str, _Tracked] = {}
-        now, wall = clock(), time.time()
-        for entry in ledger.entries(("submitting", "pending")):
-            config = AsyncInferenceConfig(**entry.config)
-            age = max(0.0, wall - entry.created)
-            first = config.notification_fallback_seconds if config.notification_queue_url else config.poll_interval
-            self.tracked[entry.id] = _Tracked(
-                entry, adapter_for(entry.model), config, now + max(0.0, first - age), config.poll_interval
-            )
         self.queues: dict[str, _Tracked] = {}
-        for item in self.tracked.values():
-            if item.config.notification_queue_url:
-                self.queues.setdefault(item.config.notification_queue_url, item)
-        self.last_news = now
+        self.seen: set[str] = set()
+        self.finished = 0
+        """Jobs this waiter saw finish (here or elsewhere)."""
+        self.latest = 0.0
+        """The latest ``clock() + config.timeout`` of the jobs adopted."""
+        self.last_news = clock()
+        self.stopped = False
         self._lock = threading.Lock()
+        for entry in ledger.entries(("submitting", "pending")):
+            self.adopt(entry)
+
+    def adopt(self, entry: LedgerEntry) -> _Tracked:
+        """Track an unfinished job: its S3 check is due after its first poll interval (with
+        notifications: after ``notification_fallback_seconds``), counted from its creation."""
+        config = AsyncInferenceConfig(**entry.config)
+        now, age = self.clock(), max(0.0, time.time() - entry.created)
+        first = config.notification_fallback_seconds if config.notification_queue_url else config.poll_interval
+        item = _Tracked(entry, self.adapter_for(entry.model), config, now + max(0.0, first - age), config.poll_interval)
+        with self._lock:
+            self.tracked[entry.id] = item
+            self.seen.add(entry.id)
+            self.latest = max(self.latest, now + config.timeout)
+            if config.notification_queue_url:
+                self.queues.setdefault(config.notification_queue_url, item)
+        return item
 
     # -- outcomes -------------------------------------------------------------------------
 
@@ -185,6 +202,7 @@ class _Waiter:
         with self._lock:
             if self.tracked.pop(job_id, None) is None:
                 return
+            self.finished += 1
             if mine:
                 self.stats.completed_here += 1
             else:
@@ -260,28 +278,35 @@ class _Waiter:
             if not getattr(exc, "is_retryable", False):
                 self._finish(item, "failed", error=f"{type(exc).__name__}: {exc}")
 
-    def notified(self, note: Notification, item: _Tracked) -> None:
-        """Complete a job from its notification."""
+    def notified(self, note: Notification, item: _Tracked) -> Outcome | None:
+        """The outcome its notification gives a job (reading the output), or ``None`` when
+        the output is not there (yet)."""
         if note.status == "failed":
-            self._finish(item, "failed", error=note.failure_reason or "failed (no failureReason given)")
-            return
+            return Outcome(item.entry.id, "failed", error=note.failure_reason or "failed (no failureReason given)")
         found = self._read(item, note.output_location or item.entry.output_location)
-        if found is not None:
-            self._finish(item, "completed", output=found.body, content_type=found.content_type or note.content_type)
+        if found is None:
+            return None
+        return Outcome(item.entry.id, "completed", output=found.body,
+                       content_type=found.content_type or note.content_type)
 
     # -- rounds ---------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Drop jobs another process finished; pick up acceptances it recorded."""
+        """Drop jobs another process finished; pick up acceptances it recorded (and, when
+        following a campaign, the jobs added since the last round)."""
         states = self.ledger.states()
         for job_id in list(self.tracked):
             state = states.get(job_id)
-            if state is None or state in ("completed", "failed", "expired"):
+            if state is None or state in FINISHED:
                 self._drop(job_id, False)
             elif state != self.tracked[job_id].entry.state:
                 fresh = self.ledger.get(job_id)
                 if fresh is not None:
                     self.tracked[job_id].entry = fresh
+        if self.follow:
+            new = [i for i, state in states.items() if i not in self.seen and state not in FINISHED]
+            for entry in self.ledger.entries_by_id(new):
+                self.adopt(entry)
 
     def receive(self, url: str, wait: int, pool: ThreadPoolExecutor) -> None:
         """One long poll of ``url``: settle the jobs named (their output reads in parallel),
@@ -304,12 +329,16 @@ class _Waiter:
             self.stats.notifications += 1
             for entry in entries:
                 tracked = self.tracked.get(entry.id)
-                if tracked is None and not entry.finished:  # another process's job, or not yet accepted
-                    tracked = _Tracked(entry, self.adapter_for(entry.model), AsyncInferenceConfig(**entry.config), 0.0, 1.0)
+                if tracked is None and not entry.finished:  # another process's job, or added since
+                    tracked = self.adopt(entry) if self.follow else _Tracked(
+                        entry, self.adapter_for(entry.model), AsyncInferenceConfig(**entry.config), 0.0, 1.0)
                 if tracked is not None and all(t.entry.id != entry.id for _, t in settle):
                     settle.append((note, tracked))  # a duplicate in the same batch is read once
             handled.append(message.receipt_handle)  # a duplicate of a finished job too
-        list(pool.map(lambda pair: self.notified(*pair), settle))
+        outcomes = [o for o in pool.map(lambda pair: self.notified(*pair), settle) if o is not None]
+        if outcomes:  # one transaction for the whole batch
+            for outcome, mine in zip(outcomes, self.ledger.finish_many(outcomes), strict=True):
+                self._drop(outcome.job_id, mine)
         if handled:
             transport.sqs_delete(url, handled)
 
@@ -351,44 +380,131 @@ def wait_ledger(
     """Wait for every unfinished job of ``ledger``; every job's result (or error), in
     submission order. ``timeout``: at most this many seconds (default: the largest
     ``config.timeout`` of the unfinished jobs)."""
-    stats = stats if stats is not None else CampaignStats()
-    waiter = _Waiter(ledger, adapter_for, stats, clock)
-    limit = float(timeout) if timeout is not None else max(
-        (t.config.timeout for t in waiter.tracked.values()), default=0.0
-    )
-    deadline = clock() + limit
+    waiter = _Waiter(ledger, adapter_for, stats if stats is not None else CampaignStats(), clock)
     total = len(ledger)
     bar = ProgressBar(total, progress if waiter.tracked else False)
     bar.advance(total - len(waiter.tracked), 0)
     try:
-        with ThreadPoolExecutor(max_workers=_MAX_CHECKERS) as pool:
-            while waiter.tracked and clock() < deadline:
-                before = len(waiter.tracked)
-                started = clock()
-                waiter.refresh()
-                for url in list(waiter.queues):
-                    if not waiter.tracked:
-                        break
-                    until = min(waiter.next_due(), deadline) - clock()
-                    wait = int(max(0.0, min(float(waiter.queues[url].config.notification_wait_seconds), until)))
-                    waiter.receive(url, wait, pool)
-                list(pool.map(waiter.check, waiter.due()))
-                bar.advance(before - len(waiter.tracked), 0)
-                if waiter.tracked and before == len(waiter.tracked):
-                    pause_until = min(waiter.next_due(), deadline)
-                    if waiter.queues:  # the long poll was the pause; only avoid spinning
-                        pause_until = min(pause_until, started + _IDLE_S)
-                    sleep(max(0.0, pause_until - clock()))
+        limit = _rounds(waiter, timeout, bar, None, sleep)
     finally:
         bar.close()
-    return _results(ledger, adapter_for, limit, return_exceptions, generations)
+    return _results(ledger.entries(), adapter_for, limit, return_exceptions, generations)
+
+
+def run_campaign(
+    submit_one: Callable[[int], InferenceJob],
+    count: int,
+    ledger: JobLedger,
+    adapter_for: AdapterFor,
+    *,
+    concurrency: int = 8,
+    timeout: float | None = None,
+    progress: Progress = False,
+    return_exceptions: bool = True,
+    generations: bool = False,
+    stats: CampaignStats | None = None,
+) -> list[Any]:
+    """Submit ``count`` jobs (``submit_one(i)``, ``concurrency`` at a time) while waiting
+    for them: the waiter reads notifications (and adopts each new job) from the first
+    submission on, so finished jobs never pile up unread while later ones are still being
+    sent. Also waits for the ledger's other unfinished jobs; returns the results (or
+    errors, a refused submission's included) of these ``count`` jobs, in input order.
+    ``timeout``: at most this many seconds in all (default: until the largest
+    ``config.timeout`` after the last job was adopted)."""
+    if concurrency < 1:
+        raise ConfigurationError(f"concurrency must be at least 1, not {concurrency}")
+    waiter = _Waiter(ledger, adapter_for, stats if stats is not None else CampaignStats(), time.monotonic,
+                     follow=True)
+    slots: list[Any] = [None] * count
+    submitting = threading.Event()
+    submitting.set()
+    bar = ProgressBar(count + len(waiter.tracked), progress)
+    limits: list[float] = []
+    failure: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            limits.append(_rounds(waiter, timeout, bar, submitting.is_set, time.sleep))
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    def one(i: int) -> None:
+        try:
+            slots[i] = submit_one(i)
+        except SageMakerError as exc:  # refused or unreachable: that job's slot, the others go on
+            slots[i] = exc
+
+    thread = threading.Thread(target=wait, name="sm-llm-campaign-wait", daemon=True)
+    thread.start()
+    try:
+        with ThreadPoolExecutor(max_workers=min(concurrency, max(1, count))) as pool:
+            list(pool.map(one, range(count)))
+    except BaseException:
+        waiter.stopped = True
+        raise
+    finally:
+        submitting.clear()
+        thread.join()
+        bar.close()
+    if failure:
+        raise failure[0]
+    ids = [job.ledger_id for job in slots if isinstance(job, InferenceJob) and job.ledger_id]
+    results = iter(_results(ledger.entries_by_id(ids), adapter_for, limits[0] if limits else 0.0, True, generations))
+    slots = [next(results) if isinstance(slot, InferenceJob) and slot.ledger_id else slot for slot in slots]
+    if not return_exceptions:
+        for slot in slots:
+            if isinstance(slot, BaseException):
+                raise slot
+    return slots
+
+
+def _rounds(
+    waiter: _Waiter, timeout: float | None, bar: ProgressBar, more: Callable[[], bool] | None,
+    sleep: Callable[[float], None],
+) -> float:
+    """Wait until the waiter tracks nothing (and ``more()`` says no job will be added) or
+    the deadline; returns the wait's limit in seconds (for timeout errors)."""
+    clock = waiter.clock
+    start = clock()
+
+    def deadline() -> float:
+        if timeout is not None:
+            return start + float(timeout)
+        return math.inf if more is not None and more() else waiter.latest
+
+    def following() -> bool:
+        return more is not None and more()
+
+    with ThreadPoolExecutor(max_workers=_MAX_CHECKERS) as pool:
+        while (waiter.tracked or following()) and not waiter.stopped and clock() < deadline():
+            before = waiter.finished
+            started = clock()
+            waiter.refresh()
+            for url in list(waiter.queues):
+                if not waiter.tracked and not following():
+                    break
+                longest = float(waiter.queues[url].config.notification_wait_seconds)
+                if following():  # new jobs are adopted between polls; a failed last submission must not hold a 20 s poll
+                    longest = min(longest, _FOLLOW_POLL_S)
+                until = min(waiter.next_due(), deadline()) - clock()
+                waiter.receive(url, int(max(0.0, min(longest, until))), pool)
+            list(pool.map(waiter.check, waiter.due()))
+            bar.advance(waiter.finished - before, 0)
+            if before == waiter.finished and (waiter.tracked or following()):
+                pause_until = min(waiter.next_due(), deadline())
+                if waiter.queues or following():  # the long poll was the pause; only avoid spinning
+                    pause_until = min(pause_until, started + _IDLE_S)
+                sleep(max(0.0, pause_until - clock()))
+    if timeout is not None:
+        return float(timeout)
+    return max(0.0, waiter.latest - start) if waiter.latest else 0.0
 
 
 def _results(
-    ledger: JobLedger, adapter_for: AdapterFor, limit: float, return_exceptions: bool, generations: bool
+    entries: list[LedgerEntry], adapter_for: AdapterFor, limit: float, return_exceptions: bool, generations: bool
 ) -> list[Any]:
     slots: list[Any] = []
-    for entry in ledger.entries():
+    for entry in entries:
         job = job_from_entry(entry, adapter_for(entry.model))
         if not entry.finished:
             slots.append(job.timeout_error(limit))
