@@ -22,13 +22,16 @@ Uploads (one ``PutObject`` per job) are the same for both and listed apart.
 Targets: wall time <= ideal + one poll cap (15 s), where ideal is when the last
 output object appeared; fewer S3 requests per job than the SDK waiter.
 
-``--ledger`` (issue 17) measures campaigns on a ``JobLedger`` instead, with inline
-bodies (no upload) and the local endpoint publishing SageMaker-format notifications to
-a moto SNS topic / SQS queue:
+``--ledger`` (issue 17; 1,000 jobs by default) measures campaigns on a ``JobLedger``
+instead, with inline bodies (no upload), the local endpoint publishing SageMaker-format
+notifications to a moto SNS topic / SQS queue, and moto in a child process:
 
-- *notifications*: ``submit(..., ledger=)`` for every job, then ``wait_all(ledger)``
-  with ``notification_queue_url``; targets wall <= ideal + 2 s and <= 1.2 S3 requests
-  per job (the result read);
+- *notifications*: ``run_campaign`` (``--concurrency`` submissions at a time, reading
+  notifications from the first one on) with ``notification_queue_url``; targets wall <=
+  slowest + 2 s (slowest: when the endpoint wrote the last output) and <= 1.2 S3
+  requests per job (the result read); a per-stage breakdown of per-job timestamps
+  (submit returned, due, output written / published, visible in SQS, received, ledger
+  row finished) is printed;
 - *crash and resume*: a client process submitting the jobs is killed with SIGKILL
   half-way; the same script is run again (a key already in the ledger is not sent),
   then ``wait_all(ledger)``; target: 0 jobs run twice (the local endpoint counts the

@@ -175,6 +175,8 @@ class _Waiter:
         """Jobs this waiter saw finish (here or elsewhere)."""
         self.latest = 0.0
         """The latest ``clock() + config.timeout`` of the jobs adopted."""
+        self.longest = 0.0
+        """The largest ``config.timeout`` of the jobs adopted."""
         self.last_news = clock()
         self.stopped = False
         self._lock = threading.Lock()
@@ -192,6 +194,7 @@ class _Waiter:
             self.tracked[entry.id] = item
             self.seen.add(entry.id)
             self.latest = max(self.latest, now + config.timeout)
+            self.longest = max(self.longest, config.timeout)
             if config.notification_queue_url:
                 self.queues.setdefault(config.notification_queue_url, item)
         return item
@@ -495,9 +498,7 @@ def _rounds(
                 if waiter.queues or following():  # the long poll was the pause; only avoid spinning
                     pause_until = min(pause_until, started + _IDLE_S)
                 sleep(max(0.0, pause_until - clock()))
-    if timeout is not None:
-        return float(timeout)
-    return max(0.0, waiter.latest - start) if waiter.latest else 0.0
+    return float(timeout) if timeout is not None else waiter.longest
 
 
 def _results(
