@@ -304,7 +304,7 @@ def ledger_main(args: argparse.Namespace) -> int:
         submit,
         wait_all,
     )
-    from sm_llm.engine.campaign import run_campaign as run_campaign_with
+    from sm_llm.engine.ledger_wait import run_campaign as run_campaign_with
     from sm_llm.llms import SageMakerLLM
     from sm_llm.local import LocalEndpoint, LocalNotifications, S3AsyncBackend
 

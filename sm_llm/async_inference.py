@@ -31,10 +31,11 @@ from typing import Any
 from sm_llm._async_config import AsyncInferenceConfig
 from sm_llm._routing import ASYNC
 from sm_llm.config import load_config
-from sm_llm.engine.campaign import CampaignStats, ledger_submit, wait_ledger
-from sm_llm.engine.campaign import run_campaign as _run_campaign
+from sm_llm.engine.campaign import CampaignStats, ledger_submit
 from sm_llm.engine.jobs import InferenceJob, JobStatus, resolve_config
 from sm_llm.engine.ledger import JobLedger, JobState, LedgerEntry
+from sm_llm.engine.ledger_wait import run_campaign as _run_campaign
+from sm_llm.engine.ledger_wait import wait_ledger
 from sm_llm.engine.polling import Progress
 from sm_llm.engine.polling import await_all as _await_jobs
 from sm_llm.engine.polling import wait_all as _wait_jobs
