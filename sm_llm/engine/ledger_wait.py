@@ -359,8 +359,14 @@ def _rounds(
     def following() -> bool:
         return more is not None and more()
 
+    last_look = more is None
     with ThreadPoolExecutor(max_workers=_MAX_CHECKERS) as pool:
-        while (waiter.tracked or following()) and not waiter.stopped and clock() < deadline():
+        while not waiter.stopped:
+            if not last_look and not following():  # the submissions are over: adopt the last ones
+                waiter.refresh()
+                last_look = True
+            if not (waiter.tracked or following()) or clock() >= deadline():
+                break
             before = waiter.finished
             started = clock()
             waiter.refresh()

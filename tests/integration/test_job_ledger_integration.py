@@ -277,7 +277,7 @@ def test_run_campaign_with_notifications_and_again(tmp_path: Path, local_endpoin
     stats = CampaignStats()
     results = run_campaign(llm, [f"text {i}" for i in range(8)], ledger=ledger, keys=keys, concurrency=3,
                            stats=stats, **_delay(300))
-    assert all(isinstance(r, str) and r for r in results)
+    assert all(isinstance(r, str) and r for r in results), [repr(r) for r in results if not isinstance(r, str)]
     assert [e.key for e in ledger.entries_by_id([ledger.by_key(k).id for k in keys])] == keys  # type: ignore[union-attr]
     assert ledger.counts() == {"completed": 8}
     assert stats.s3_requests == 8 and stats.notifications == 8 and stats.sqs_receives >= 1

@@ -20,7 +20,9 @@ from sm_llm.async_inference import (
     submit,
     wait_all,
 )
-from sm_llm.engine.ledger import Outcome
+from sm_llm.engine.jobs import InferenceJob
+from sm_llm.engine.ledger import JobState, Outcome
+from sm_llm.engine.ledger_wait import run_campaign as engine_run_campaign
 from sm_llm.errors import (
     AsyncInferenceError,
     ConfigurationError,
@@ -324,3 +326,30 @@ def test_run_campaign_needs_one_key_per_input(tmp_path: Path) -> None:
         run_campaign(_llm(FakeTransport()), ["a", "b"], ledger=ledger, keys=["k"])
     with pytest.raises(ConfigurationError, match="concurrency"):
         run_campaign(_llm(FakeTransport()), ["a"], ledger=ledger, concurrency=0)
+
+
+def test_run_campaign_adopts_jobs_submitted_during_the_last_round(tmp_path: Path) -> None:
+    """The last submission lands after the waiter's last look at the ledger and the
+    campaign ends during its pause: the waiter still adopts and waits for that job."""
+    looked = threading.Event()
+
+    class Watched(JobLedger):
+        def states(self) -> dict[str, JobState]:
+            found = super().states()
+            looked.set()
+            return found
+
+    ledger = Watched(tmp_path / "jobs.db")
+    fake = FakeTransport()
+    llm = _llm(fake, notification_queue_url=QUEUE, notification_wait_seconds=0, notification_fallback_seconds=60,
+               timeout=5)
+
+    def one(i: int) -> InferenceJob:
+        looked.wait(5)  # the waiter has just read the ledger (nothing yet) and pauses
+        job = submit(llm, "late", ledger=ledger)
+        _finish(fake, job.output_location, "late done")
+        fake.send_message(QUEUE, _note(job.inference_id, output=job.output_location))
+        return job
+
+    assert engine_run_campaign(one, 1, ledger, lambda _model: llm, concurrency=1) == ["late done"]
+    assert ledger.counts() == {"completed": 1}
