@@ -32,9 +32,10 @@ from sm_llm._batch_files import (
 from sm_llm._generative import GenerativeBase
 from sm_llm._routing import ASYNC
 from sm_llm.config import load_config
-from sm_llm.engine.campaign import JobWatch, job_from_entry, ledger_submit, request_key
+from sm_llm.engine.campaign import job_from_entry, ledger_submit, request_key
 from sm_llm.engine.jobs import resolve_config
 from sm_llm.engine.ledger import JobLedger, LedgerEntry
+from sm_llm.engine.ledger_wait import JobWatch
 from sm_llm.errors import ConfigurationError, RequestValidationError, SageMakerError
 
 __all__ = ["jobs_model", "run_jobs"]

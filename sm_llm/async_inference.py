@@ -25,18 +25,21 @@ Campaigns of many jobs keep them in a :class:`JobLedger` (an SQLite file)::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sm_llm._async_config import AsyncInferenceConfig
 from sm_llm._routing import ASYNC
 from sm_llm.config import load_config
-from sm_llm.engine.campaign import CampaignStats, ledger_submit, wait_ledger
+from sm_llm.engine.campaign import CampaignStats, ledger_submit
 from sm_llm.engine.jobs import InferenceJob, JobStatus, resolve_config
 from sm_llm.engine.ledger import JobLedger, JobState, LedgerEntry
+from sm_llm.engine.ledger_wait import run_campaign as _run_campaign
+from sm_llm.engine.ledger_wait import wait_ledger
 from sm_llm.engine.polling import Progress
 from sm_llm.engine.polling import await_all as _await_jobs
 from sm_llm.engine.polling import wait_all as _wait_jobs
+from sm_llm.errors import ConfigurationError
 
 __all__ = [
     "AsyncInferenceConfig",
@@ -49,6 +52,7 @@ __all__ = [
     "asubmit",
     "await_all",
     "close_s3_clients",
+    "run_campaign",
     "submit",
     "wait_all",
 ]
@@ -86,6 +90,49 @@ async def asubmit(
         return await adapter.asubmit(input, config=config, stop=stop, **kwargs)  # type: ignore[no-any-return]
     return await adapter.engine.to_thread(  # type: ignore[no-any-return]
         lambda: submit(adapter, input, config=config, stop=stop, ledger=ledger, key=key, **kwargs)
+    )
+
+
+def run_campaign(
+    adapter: Any,
+    inputs: Sequence[Any],
+    *,
+    ledger: JobLedger,
+    keys: Sequence[str] | None = None,
+    config: AsyncInferenceConfig | Mapping[str, Any] | None = None,
+    stop: list[str] | None = None,
+    concurrency: int = 8,
+    timeout: float | None = None,
+    progress: Progress = False,
+    return_exceptions: bool = True,
+    generations: bool = False,
+    stats: CampaignStats | None = None,
+    **kwargs: Any,
+) -> list[Any]:
+    """Submit every input as a job of ``ledger`` (``concurrency`` submissions at a time)
+    *while* waiting for them; their results (or errors) in input order.
+
+    The same as ``submit(...)`` for each input then ``wait_all(ledger)``, except that
+    waiting starts with the first submission: with ``notification_queue_url`` the
+    notifications of jobs finished early are read while later jobs are still being sent,
+    so a campaign ends shortly after its slowest job instead of after the sending plus
+    the reading of a backlog. ``keys[i]`` is input ``i``'s ledger key (default: a hash of
+    the rendered request), so running the same campaign again after a crash submits
+    nothing twice. The ledger's other unfinished jobs are waited for too. A submission
+    refused (or that could not be sent) fills its slot with the error; the others go on.
+    ``timeout`` bounds the whole run (default: the jobs' largest ``config.timeout`` after
+    the last submission)."""
+    if keys is not None and len(keys) != len(inputs):
+        raise ConfigurationError(f"{len(keys)} keys for {len(inputs)} inputs: give one key per input")
+    items = list(inputs)
+
+    def one(i: int) -> InferenceJob:
+        return submit(adapter, items[i], config=config, stop=stop, ledger=ledger,
+                      key=keys[i] if keys is not None else None, **kwargs)
+
+    return _run_campaign(
+        one, len(items), ledger, _adapter_for(ledger), concurrency=concurrency, timeout=timeout,
+        progress=progress, return_exceptions=return_exceptions, generations=generations, stats=stats,
     )
 
 

@@ -28,12 +28,12 @@ from typing import Any, Literal, Self
 
 from sm_llm.errors import ConfigurationError
 
-__all__ = ["FINISHED", "SCHEMA_VERSION", "JobLedger", "JobState", "LedgerEntry"]
+__all__ = ["FINISHED", "SCHEMA_VERSION", "JobLedger", "JobState", "LedgerEntry", "Outcome"]
 
 JobState = Literal["submitting", "pending", "completed", "failed", "expired"]
 FINISHED: tuple[JobState, ...] = ("completed", "failed", "expired")
 SCHEMA_VERSION = 1
-_IN_CHUNK = 500  # ids per "IN (...)" (SQLite allows 999 parameters at least)
+_CHUNK = 500  # ids per "IN (...)": under SQLite's smallest variable limit (999)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -112,6 +112,17 @@ class LedgerEntry:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A job's final state, for :meth:`JobLedger.finish_many`."""
+
+    job_id: str
+    state: JobState
+    output: bytes | None = None
+    content_type: str | None = None
+    error: str | None = None
+
+
 def _entry(row: tuple[Any, ...]) -> LedgerEntry:
     (seq, id_, key, model, state, endpoint, params, body, stop, config, inference_id, input_location,
      output_location, failure_location, created, updated, attempts, output, content_type, error) = row
@@ -144,6 +155,7 @@ class JobLedger:
         """The adapters this process submitted with, by model id (others are rebuilt from
         their stored configuration)."""
         self._lock = threading.RLock()
+        self._models: dict[str, int] = {}
         try:
             # prompts and outputs are kept: the file (and its -wal/-shm, which SQLite creates
             # with the same mode) is the owner's alone
@@ -208,9 +220,13 @@ class JobLedger:
     def model_id(self, config: Mapping[str, Any]) -> int:
         """The id of a model configuration (``to_config()``), stored once."""
         text = json.dumps(dict(config), sort_keys=True, default=str)
+        known = self._models.get(text)  # rows of models are never changed nor removed
+        if known is not None:
+            return known
         with self._write() as db:
             db.execute("INSERT OR IGNORE INTO models (config) VALUES (?)", (text,))
-            return int(db.execute("SELECT id FROM models WHERE config=?", (text,)).fetchone()[0])
+            model = self._models[text] = int(db.execute("SELECT id FROM models WHERE config=?", (text,)).fetchone()[0])
+            return model
 
     def model_config(self, model: int) -> dict[str, Any]:
         """The model configuration stored under ``model``."""
@@ -262,17 +278,23 @@ class JobLedger:
         marks = ",".join("?" * len(states))
         return [_entry(r) for r in self._read(f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY seq", states)]
 
+    def _rows_by_id(self, columns: str, job_ids: list[str]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(job_ids), _CHUNK):
+            chunk = job_ids[start : start + _CHUNK]
+            rows += self._read(f"SELECT {columns} FROM jobs WHERE id IN ({','.join('?' * len(chunk))})", tuple(chunk))
+        return rows
+
+    def entries_by_id(self, job_ids: list[str]) -> list[LedgerEntry]:
+        """The jobs ``job_ids``, in that order (unknown ids left out)."""
+        found = {e.id: e for e in map(_entry, self._rows_by_id(_COLUMNS, job_ids))}
+        return [found[i] for i in job_ids if i in found]
+
     def states(self, job_ids: Iterable[str] | None = None) -> dict[str, JobState]:
         """Every job's state, by job id (one cheap query); only ``job_ids``' when given
         (a window of a large ledger: no full scan)."""
-        if job_ids is None:
-            return {str(i): s for i, s in self._read("SELECT id, state FROM jobs")}
-        wanted, found = list(job_ids), dict[str, JobState]()
-        for start in range(0, len(wanted), _IN_CHUNK):
-            chunk = wanted[start : start + _IN_CHUNK]
-            sql = f"SELECT id, state FROM jobs WHERE id IN ({','.join('?' * len(chunk))})"
-            found.update({str(i): s for i, s in self._read(sql, tuple(chunk))})
-        return found
+        rows = self._read("SELECT id, state FROM jobs") if job_ids is None else self._rows_by_id("id, state", list(job_ids))
+        return {str(i): s for i, s in rows}
 
     def counts(self) -> dict[str, int]:
         """How many jobs are in each state."""
@@ -306,6 +328,22 @@ class JobLedger:
                 "WHERE id=? AND state IN ('submitting', 'pending')",
                 (state, output, content_type, error, time.time(), job_id),
             ).rowcount == 1
+
+    def finish_many(self, outcomes: list[Outcome]) -> list[bool]:
+        """:meth:`finish` for several jobs in one transaction; for each, False when another
+        writer finished it first."""
+        if any(o.state not in FINISHED for o in outcomes):
+            raise ValueError("not a final state")
+        now = time.time()
+        with self._write() as db:
+            return [
+                db.execute(
+                    "UPDATE jobs SET state=?, output=?, content_type=?, error=?, updated=? "
+                    "WHERE id=? AND state IN ('submitting', 'pending')",
+                    (o.state, o.output, o.content_type, o.error, now, o.job_id),
+                ).rowcount == 1
+                for o in outcomes
+            ]
 
     def claim_resubmit(self, entry: LedgerEntry) -> bool:
         """Count one more attempt of a ``submitting`` job, if nobody did since ``entry`` was

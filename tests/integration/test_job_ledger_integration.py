@@ -20,7 +20,14 @@ import boto3
 import pytest
 
 from sm_llm import SageMakerLLM
-from sm_llm.async_inference import AsyncInferenceConfig, CampaignStats, JobLedger, submit, wait_all
+from sm_llm.async_inference import (
+    AsyncInferenceConfig,
+    CampaignStats,
+    JobLedger,
+    run_campaign,
+    submit,
+    wait_all,
+)
 from sm_llm.errors import AsyncInferenceError
 from sm_llm.local import LocalEndpoint, LocalNotifications, LocalS3, S3AsyncBackend
 
@@ -259,3 +266,22 @@ def test_serve_with_notifications_prints_the_queue(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_run_campaign_with_notifications_and_again(tmp_path: Path, local_endpoint: LocalEndpoint, moto: LocalS3,
+                                                  notes: LocalNotifications, backend: S3AsyncBackend) -> None:
+    llm = _llm(local_endpoint, moto, notification_queue_url=notes.queue_url, notification_wait_seconds=1,
+               notification_fallback_seconds=60)
+    ledger = JobLedger(tmp_path / "jobs.db")
+    keys = [f"doc-{i}" for i in range(8)]
+    stats = CampaignStats()
+    results = run_campaign(llm, [f"text {i}" for i in range(8)], ledger=ledger, keys=keys, concurrency=3,
+                           stats=stats, **_delay(300))
+    assert all(isinstance(r, str) and r for r in results), [repr(r) for r in results if not isinstance(r, str)]
+    assert [e.key for e in ledger.entries_by_id([ledger.by_key(k).id for k in keys])] == keys  # type: ignore[union-attr]
+    assert ledger.counts() == {"completed": 8}
+    assert stats.s3_requests == 8 and stats.notifications == 8 and stats.sqs_receives >= 1
+    ran = backend.completed
+    again = run_campaign(llm, [f"text {i}" for i in range(8)], ledger=ledger, keys=keys, **_delay(300))
+    assert again == results and backend.completed == ran  # nothing sent twice, results from the file
+    llm.close()

@@ -4,14 +4,31 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from sm_llm import SageMakerLLM
 from sm_llm._core.notifications import parse_notification
-from sm_llm.async_inference import AsyncInferenceConfig, CampaignStats, JobLedger, submit, wait_all
-from sm_llm.errors import AsyncInferenceError, ConfigurationError, JobTimeoutError
+from sm_llm.async_inference import (
+    AsyncInferenceConfig,
+    CampaignStats,
+    JobLedger,
+    run_campaign,
+    submit,
+    wait_all,
+)
+from sm_llm.engine.jobs import InferenceJob
+from sm_llm.engine.ledger import JobState, Outcome
+from sm_llm.engine.ledger_wait import run_campaign as engine_run_campaign
+from sm_llm.errors import (
+    AsyncInferenceError,
+    ConfigurationError,
+    JobTimeoutError,
+    RequestValidationError,
+)
 from sm_llm.transports import FakeTransport, S3Object
 
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/done"
@@ -248,3 +265,106 @@ def test_states_of_given_jobs_only_in_chunks(tmp_path: Path) -> None:
     states = ledger.states(wanted)
     assert set(states) == set(wanted) - {"nope"} and states["j1050"] == "completed"
     assert len(ledger.states()) == 1100
+
+
+def test_finish_many_writes_a_batch_first_writer_wins(tmp_path: Path) -> None:
+    ledger = JobLedger(tmp_path / "jobs.db")
+    llm = _llm(FakeTransport())
+    first, second = submit(llm, "a", ledger=ledger), submit(llm, "b", ledger=ledger)
+    assert JobLedger(tmp_path / "jobs.db").finish(first.ledger_id or "", "failed", error="elsewhere")
+    done = ledger.finish_many([Outcome(first.ledger_id or "", "completed", output=b"late"),
+                               Outcome(second.ledger_id or "", "completed", output=b"mine", content_type="text/plain")])
+    assert done == [False, True]
+    entries = ledger.entries_by_id([second.ledger_id or "", "unknown", first.ledger_id or ""])
+    assert [(e.state, e.output, e.error) for e in entries] == [("completed", b"mine", None), ("failed", None, "elsewhere")]
+    with pytest.raises(ValueError, match="final state"):
+        ledger.finish_many([Outcome(second.ledger_id or "", "pending")])
+
+
+def test_model_id_is_remembered_without_a_write(tmp_path: Path) -> None:
+    """Submitting does not take the write lock just to look up the model configuration
+    again (one write transaction less per job)."""
+    ledger = JobLedger(tmp_path / "jobs.db")
+    model = ledger.model_id({"endpoint_name": "ep"})
+    other = sqlite3.connect(tmp_path / "jobs.db", timeout=0, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    found: list[int] = []
+    looker = threading.Thread(target=lambda: found.append(ledger.model_id({"endpoint_name": "ep"})), daemon=True)
+    looker.start()
+    looker.join(2)
+    answered_under_the_lock = list(found)
+    other.execute("ROLLBACK")
+    looker.join(70)
+    assert answered_under_the_lock == [model]
+
+
+def test_run_campaign_reads_notifications_while_submitting(tmp_path: Path) -> None:
+    fake = FakeTransport()
+    llm = _llm(fake, notification_queue_url=QUEUE, notification_wait_seconds=0, notification_fallback_seconds=60,
+               timeout=10)
+    ledger = JobLedger(tmp_path / "jobs.db")
+    finished_before_last: list[int] = []
+
+    def responder(operation: str, params: dict[str, object]) -> dict[str, str]:
+        body = json.loads(bytes(params["Body"]))  # type: ignore[arg-type]
+        if body["inputs"] == "refused":
+            raise RequestValidationError("the endpoint refused it")
+        output = f"s3://b/out/{params['Filename']}"
+        if body["inputs"] == "last":  # the earlier jobs were read while this one was being sent
+            deadline = time.monotonic() + 5
+            while ledger.counts().get("completed", 0) < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            finished_before_last.append(ledger.counts().get("completed", 0))
+        _finish(fake, output, f"done {body['inputs']}")
+        fake.send_message(QUEUE, _note(str(params["InferenceId"]), output=output))
+        return {"InferenceId": str(params["InferenceId"]), "OutputLocation": output}
+
+    fake.responder = responder
+    stats = CampaignStats()
+    inputs = ["a", "b", "refused", "c", "last"]
+    results = run_campaign(llm, inputs, ledger=ledger, concurrency=1, stats=stats)
+    assert finished_before_last == [3]
+    assert results[:2] == ["done a", "done b"] and results[3:] == ["done c", "done last"]
+    assert isinstance(results[2], RequestValidationError)
+    assert stats.s3_requests == 4 and stats.completed_here == 4
+    assert len(ledger) == 4 and fake.messages[QUEUE] == []
+    # the same campaign again (a re-run after a crash): nothing is sent twice
+    invokes = sum(c.operation == "InvokeEndpointAsync" for c in fake.calls)
+    again = run_campaign(llm, inputs, ledger=ledger, concurrency=3)
+    assert again[:2] == results[:2] and again[3:] == results[3:]
+    assert sum(c.operation == "InvokeEndpointAsync" for c in fake.calls) == invokes + 1  # only the refused one
+
+
+def test_run_campaign_needs_one_key_per_input(tmp_path: Path) -> None:
+    ledger = JobLedger(tmp_path / "jobs.db")
+    with pytest.raises(ConfigurationError, match="one key per input"):
+        run_campaign(_llm(FakeTransport()), ["a", "b"], ledger=ledger, keys=["k"])
+    with pytest.raises(ConfigurationError, match="concurrency"):
+        run_campaign(_llm(FakeTransport()), ["a"], ledger=ledger, concurrency=0)
+
+
+def test_run_campaign_adopts_jobs_submitted_during_the_last_round(tmp_path: Path) -> None:
+    """The last submission lands after the waiter's last look at the ledger and the
+    campaign ends during its pause: the waiter still adopts and waits for that job."""
+    looked = threading.Event()
+
+    class Watched(JobLedger):
+        def states(self) -> dict[str, JobState]:
+            found = super().states()
+            looked.set()
+            return found
+
+    ledger = Watched(tmp_path / "jobs.db")
+    fake = FakeTransport()
+    llm = _llm(fake, notification_queue_url=QUEUE, notification_wait_seconds=0, notification_fallback_seconds=60,
+               timeout=5)
+
+    def one(i: int) -> InferenceJob:
+        looked.wait(5)  # the waiter has just read the ledger (nothing yet) and pauses
+        job = submit(llm, "late", ledger=ledger)
+        _finish(fake, job.output_location, "late done")
+        fake.send_message(QUEUE, _note(job.inference_id, output=job.output_location))
+        return job
+
+    assert engine_run_campaign(one, 1, ledger, lambda _model: llm, concurrency=1) == ["late done"]
+    assert ledger.counts() == {"completed": 1}
