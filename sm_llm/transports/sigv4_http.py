@@ -26,7 +26,7 @@ from sm_llm import errors as e
 from sm_llm.transports.aws import ASYNC, INVOKE, STREAM, BotocoreTransport, response_metadata
 from sm_llm.transports.base import InvokeResult, QueueMessage, S3Object, StreamResult
 from sm_llm.transports.bearer import credentials_for
-from sm_llm.transports.clients import ClientSettings, resolve_settings
+from sm_llm.transports.clients import ClientSettings, no_credentials_error, resolve_settings
 from sm_llm.transports.eventstream import EventStreamDecoder, stream_error
 from sm_llm.transports.http import ERROR_BODY_LIMIT, HttpTransport
 from sm_llm.transports.mapping import client_error, mapped
@@ -107,7 +107,7 @@ class SigV4HttpTransport(HttpTransport):
                     self._setup = _Setup(
                         endpoint_url=str(client.meta.endpoint_url).rstrip("/"),
                         region=str(client.meta.region_name),
-                        credentials=credentials_for(settings),
+                        credentials=credentials_for(settings, missing=no_credentials_error),  # as boto3's
                         operations={name: _operation(service_model, name) for name in _PATHS},
                         service_model=service_model,
                     )

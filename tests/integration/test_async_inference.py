@@ -87,12 +87,6 @@ def cfg(s3_server: LocalS3) -> AsyncInferenceConfig:
     )
 
 
-@pytest.fixture(scope="module", params=["botocore", "httpx"])
-def sm_transport(request: pytest.FixtureRequest) -> str:
-    """The module runs on both transports (S3 stays on boto3 on both)."""
-    return str(request.param)
-
-
 @pytest.fixture(scope="module")
 def shared_llm(local_endpoint_session: LocalEndpoint, sm_transport: str) -> Iterator[SageMakerLLM]:
     """One adapter for the module: its clients are made once (that takes ~0.1 s each)."""

@@ -13,13 +13,6 @@ from langchain_core.prompts import PromptTemplate
 from sm_llm import ConfigurationError, SageMakerLLM
 from sm_llm import errors as e
 
-
-@pytest.fixture(params=["botocore", "httpx"])
-def sm_transport(request: pytest.FixtureRequest) -> str:
-    """Every adapter of this module is tested on both transports (see conftest.TRANSPORTS)."""
-    return str(request.param)
-
-
 PRESETS = ["tgi", "lmi", "openai", "jumpstart", "jumpstart-chat", "text2text"]
 
 

@@ -11,13 +11,6 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from sm_llm import ContentHandler, StreamError
 
-
-@pytest.fixture(params=["botocore", "httpx"])
-def sm_transport(request: pytest.FixtureRequest) -> str:
-    """Every adapter of this module is tested on both transports (see conftest.TRANSPORTS)."""
-    return str(request.param)
-
-
 STREAMING = ["tgi", "lmi", "openai", "jumpstart", "jumpstart-chat", "text2text"]
 PROMPT = "stream 🦜 this 你好世界 text please"
 EXPECTED = "Echo:" + "".join(" " + w for w in PROMPT.split())

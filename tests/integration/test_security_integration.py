@@ -18,13 +18,6 @@ from sm_llm.async_inference import AsyncInferenceConfig
 from sm_llm.errors import ConfigurationError
 from sm_llm.local import LocalEndpoint
 
-
-@pytest.fixture(params=["botocore", "httpx"])
-def sm_transport(request: pytest.FixtureRequest) -> str:
-    """Every adapter of this module is tested on both transports (see conftest.TRANSPORTS)."""
-    return str(request.param)
-
-
 CANARY = "canary-5b7c-secret"
 
 
