@@ -129,12 +129,14 @@ class _Tokens(BaseCallbackHandler):
 
 @pytest.mark.parametrize("preset", ["tgi", "lmi", "openai"])
 @pytest.mark.parametrize("kind", ["llm", "chat"])
-async def test_no_empty_chunks_the_last_one_carries_the_metadata(local_endpoint: Any, fault: Any, preset: str, kind: str) -> None:
+async def test_no_empty_chunks_the_last_one_carries_the_metadata(
+    local_endpoint: Any, fault: Any, preset: str, kind: str, sm_transport: str
+) -> None:
     from sm_llm import ChatSageMaker, SageMakerLLM
 
     local_endpoint.faults = fault(stream_split_seed=5)
     fields: dict[str, Any] = {"endpoint_name": preset, "content_handler": preset, "endpoint_url": local_endpoint.url,
-                              "region_name": "us-east-1", "max_tokens": 3}
+                              "region_name": "us-east-1", "max_tokens": 3, "transport": sm_transport}
     if kind == "chat" and preset != "openai":
         fields["chat_template"] = "chatml"
     model: Any = SageMakerLLM(**fields) if kind == "llm" else ChatSageMaker(**fields)
