@@ -12,15 +12,18 @@ A test that asks for ``async_path`` also runs botocore's two async paths: ``boto
 
 What stays single never asks for ``sm_transport``: the local endpoint's own tests
 (``local/``, raw boto3), the OpenAI route (its own wire, whatever ``transport`` says),
-test_httpx_transport.py (compares the two side by side), packaging. A test that uses
-``sm_transport`` but is about one transport only (``client=`` injection, a patched
-``BotocoreTransport``) is marked ``@pytest.mark.single_transport("why")`` and runs on the
-default, botocore.
+test_httpx_transport.py (compares the two side by side), packaging, ``client=`` injection
+(a boto3 client: botocore only), the README's recipes (run as written). A class that gets
+``sm_transport`` from a shared fixture but is about one wire is marked
+``@pytest.mark.single_transport("why")`` and runs on the default, botocore.
 
-Cost: the doubled tests are the fast in-process ones (each ~10-100 ms); the slow
-process-level tests (kill -9 and resume, plain-install virtualenvs, Ray) are about
-processes and files rather than the wire and run once, with one subprocess smoke test
-per command line on each transport. See the report in the merge for the timings.
+Cost (CI has 2 cores; the whole ``make test`` was ~6 minutes): the doubled tests are the
+in-process ones, ~10-100 ms each, ~+28% CPU for tests/integration. The slow process-level
+tests are about processes, files and ledgers rather than the wire, so they run once, on
+botocore, saying why in their module: kill -9 and resume (test_batch.py,
+test_job_ledger_integration.py), plain-install virtualenvs (test_examples.py), Ray
+(test_ray.py); each command line still has one real-process smoke test per transport, and
+the spawned-process pickling test ships both transports' models through one process pool.
 """
 
 from __future__ import annotations
