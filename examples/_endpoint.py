@@ -5,6 +5,9 @@
   ``sm-llm local serve``.
 - neither: a local endpoint is started inside the example and stopped at the end.
 
+``SM_LLM_TRANSPORT=httpx`` runs an example on the httpx transport (``transport="httpx"``)
+instead of boto3.
+
 Region and credentials are sm_llm's to find (see the README): on a loopback URL it needs
 none, so nothing here sets them.
 """
@@ -18,17 +21,23 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _transport() -> dict[str, str]:
+    """``transport`` when ``SM_LLM_TRANSPORT`` names one (else the adapters' default)."""
+    transport = os.environ.get("SM_LLM_TRANSPORT")
+    return {"transport": transport} if transport else {}
+
+
 @contextmanager
 def endpoint(default_name: str) -> Iterator[dict[str, str]]:
-    """Yield the adapter fields that select the endpoint (its name, and a local URL)."""
+    """Yield the adapter fields that select the endpoint (its name, a local URL, the transport)."""
     name = os.environ.get("SM_LLM_ENDPOINT")
     if name or os.environ.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"):
-        yield {"endpoint_name": name or default_name}
+        yield {"endpoint_name": name or default_name, **_transport()}
         return
     from sm_llm.local import LocalEndpoint
 
     with LocalEndpoint() as local:
-        yield {"endpoint_name": default_name, "endpoint_url": local.url}
+        yield {"endpoint_name": default_name, "endpoint_url": local.url, **_transport()}
 
 
 def describe(where: dict[str, str]) -> str:
@@ -37,7 +46,7 @@ def describe(where: dict[str, str]) -> str:
         return f"Talking to the SageMaker endpoint {where['endpoint_name']} in {where['region_name']}."
     url = where.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")
     return (
-        f"Talking through boto3 to the local SageMaker-compatible endpoint at {url}\n"
+        f"Talking through {'httpx' if where.get('transport') == 'httpx' else 'boto3'} to the local SageMaker-compatible endpoint at {url}\n"
         f"(endpoint {where['endpoint_name']}). It serves a deterministic local echo model: every "
         "reply is\n\"Echo:\" followed by your prompt, word by word. No AWS account is involved."
     )
@@ -72,7 +81,7 @@ def async_endpoint(
             "s3", endpoint_url=s3.url, region_name="us-east-1",
             aws_access_key_id="local", aws_secret_access_key="local",
         ).create_bucket(Bucket="inputs")
-        where = {"endpoint_name": default_name, "endpoint_url": local.url}
+        where = {"endpoint_name": default_name, "endpoint_url": local.url, **_transport()}
         fields = {"input_s3_uri": "s3://inputs/jobs/", "s3_endpoint_url": s3.url}
         if notifications:
             backend.notifications = LocalNotifications(s3.url)

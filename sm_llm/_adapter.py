@@ -9,6 +9,7 @@ honours. Adapters only convert LangChain inputs and outputs.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -194,16 +195,8 @@ class AdapterBase(BaseModel):
         """Resolve the handler and check routing now — no client is created here."""
         super().model_post_init(context)
         check_endpoint_name(self.endpoint_name)
-        if self.endpoint_url is not None:
-            check_http_url(self.endpoint_url, "endpoint_url")
-        if self._given_transport() is not None and self.client is not None:
-            raise ConfigurationError("pass client= or transport=, not both (a transport owns its client)")
-        if self.transport == "httpx" and self.client is not None:
-            raise ConfigurationError(
-                "client= is a boto3 client, used by transport='botocore' only; leave it out with "
-                "transport='httpx' (the connection fields say where and as whom to call)", field="client",
-            )
         self._handler = ContentHandler.resolve(self.content_handler)
+        self._check_connection()
         self._routing().to_params(INVOKE, default_attributes=self._handler.custom_attributes)
         parameters(self._spec(), {}, None)  # a handler may refuse a standard field (langchain-aws objects)
 
@@ -278,11 +271,32 @@ class AdapterBase(BaseModel):
         """How replies become generations, for asynchronous jobs (none by default)."""
         return None
 
+    def _check_connection(self) -> None:
+        """Refuse connection fields that do not go together (at construction, and when one
+        of them is changed on an adapter already in use)."""
+        if self.endpoint_url is not None:
+            check_http_url(self.endpoint_url, "endpoint_url")
+        if self._given_transport() is not None and self.client is not None:
+            raise ConfigurationError("pass client= or transport=, not both (a transport owns its client)")
+        if self.transport == "httpx" and self.client is not None:
+            raise ConfigurationError(
+                "client= is a boto3 client, used by transport='botocore' only; leave it out with "
+                "transport='httpx' (the connection fields say where and as whom to call)", field="client",
+            )
+
     def _new_transport(self) -> Transport:
         """The transport the fields describe (when none was given): botocore or httpx."""
         if self.transport == "httpx":
             return SigV4HttpTransport(self._settings())
         return BotocoreTransport(self._settings(), client=self.client)
+
+    def _transport_recipe(self) -> tuple[Any, ...]:
+        """What the engine's transport is made of: when it changes, the engine gets a new one.
+        (``max_retries`` is left out: retries are the engine's, the clients make one attempt.)"""
+        given = self._given_transport()
+        if given is not None:
+            return (given,)
+        return (self.transport, self.client, dataclasses.replace(self._settings(), max_retries=0))
 
     @property
     def engine(self) -> Engine:
@@ -293,6 +307,7 @@ class AdapterBase(BaseModel):
             with self._engine_lock:
                 engine = self._engine
                 if engine is None:
+                    self._check_connection()  # fields may have been set since construction
                     transport = self._given_transport() or self._new_transport()
                     engine = self._engine = Engine(
                         transport, self._spec(), policy=self._policy(), replies=self._replies(),
@@ -301,10 +316,26 @@ class AdapterBase(BaseModel):
         return engine
 
     def __setattr__(self, name: str, value: Any) -> None:
-        super().__setattr__(name, value)
+        if name == "transport":
+            value = self._check_transport(value)
         engine = self.__pydantic_private__.get("_engine") if self.__pydantic_private__ else None
-        if engine is not None and name in type(self).model_fields:
-            engine.spec, engine.policy = self._spec(), self._policy()  # fields read at call time
+        if engine is None or name not in type(self).model_fields:
+            super().__setattr__(name, value)
+            return
+        before, recipe = getattr(self, name), self._transport_recipe()
+        super().__setattr__(name, value)
+        transport = None
+        if self._transport_recipe() != recipe:  # transport, client, region, URL, credentials...
+            try:
+                self._check_connection()
+            except ConfigurationError:
+                super().__setattr__(name, before)  # refused: the adapter stays as it was
+                raise
+            transport = self._given_transport() or self._new_transport()
+        engine.spec, engine.policy = self._spec(), self._policy()  # fields read at call time
+        if transport is not None:
+            old, engine.transport = engine.transport, transport
+            old.close()  # as close() does: the next call uses the new transport's clients
 
     def __copy__(self) -> Self:
         copied = super().__copy__()

@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from sm_llm._adapter import TRANSPORTS
 from sm_llm.errors import ConfigurationError
 
 __all__ = ["add_connection_args", "add_param_arg", "param_values", "read_prompt"]
@@ -16,12 +17,16 @@ __all__ = ["add_connection_args", "add_param_arg", "param_values", "read_prompt"
 def add_connection_args(parser: argparse.ArgumentParser, *, endpoint_help: str = "endpoint name",
                         handler_help: str = "content handler preset or YAML file (default tgi)",
                         required_endpoint: bool = False) -> None:
-    """``--endpoint``, ``--handler``, ``--region``, ``--endpoint-url``, ``--profile``."""
+    """``--endpoint``, ``--handler``, ``--region``, ``--endpoint-url``, ``--profile``, ``--transport``."""
     parser.add_argument("--endpoint", required=required_endpoint, help=endpoint_help)
     parser.add_argument("--handler", help=handler_help)
     parser.add_argument("--region", help="AWS region")
     parser.add_argument("--endpoint-url", help="SageMaker Runtime URL (e.g. the local endpoint)")
     parser.add_argument("--profile", help="AWS credentials profile")
+    parser.add_argument(
+        "--transport", choices=TRANSPORTS,
+        help="how SageMaker Runtime is called: botocore (boto3, the default) or httpx",
+    )
 
 
 def add_param_arg(parser: argparse.ArgumentParser) -> None:

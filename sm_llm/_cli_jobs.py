@@ -99,6 +99,7 @@ def _llm(args: argparse.Namespace, endpoint: str, handler: str | None) -> SageMa
         ("region_name", args.region),
         ("endpoint_url", args.endpoint_url),
         ("credentials_profile_name", args.profile),
+        ("transport", args.transport),
     ):
         if value is not None:
             fields[key] = value

@@ -91,13 +91,6 @@ class ChatSageMaker(GenerativeBase, BaseChatModel):
     def model_post_init(self, context: Any, /) -> None:
         """Resolve handler and chat template (no client is created here)."""
         super().model_post_init(context)
-        if self.api == "openai":
-            self._check_openai_route()
-        elif self.bearer_token is not None:
-            raise ConfigurationError(
-                "bearer_token is only sent on SageMaker's OpenAI route", field="bearer_token",
-                advice="set api='openai', or remove bearer_token (api='invocations' signs with AWS credentials)",
-            )
         if self.handler.input == "prompt":
             if self.chat_template is None:
                 raise ConfigurationError(
@@ -113,6 +106,16 @@ class ChatSageMaker(GenerativeBase, BaseChatModel):
                 "messages and the container applies its own chat template. Remove it, or use a "
                 "text handler (tgi, lmi, jumpstart...) to render the prompt with this template "
                 "(vLLM's chat_template_kwargs request field goes in model_kwargs)"
+            )
+
+    def _check_connection(self) -> None:
+        super()._check_connection()
+        if self.api == "openai":
+            self._check_openai_route()
+        elif self.bearer_token is not None:
+            raise ConfigurationError(
+                "bearer_token is only sent on SageMaker's OpenAI route", field="bearer_token",
+                advice="set api='openai', or remove bearer_token (api='invocations' signs with AWS credentials)",
             )
 
     def _check_openai_route(self) -> None:
@@ -142,6 +145,9 @@ class ChatSageMaker(GenerativeBase, BaseChatModel):
         if self.api == "openai":
             return OpenAIRouteTransport(self._settings(), bearer_token=self.bearer_token)
         return super()._new_transport()
+
+    def _transport_recipe(self) -> tuple[Any, ...]:
+        return (*super()._transport_recipe(), self.api, self.bearer_token)
 
     @property
     def _llm_type(self) -> str:

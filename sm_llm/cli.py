@@ -173,6 +173,7 @@ def _flag_fields(args: argparse.Namespace) -> dict[str, Any]:
         ("region_name", args.region),
         ("endpoint_url", args.endpoint_url),
         ("credentials_profile_name", args.profile),
+        ("transport", args.transport),
         ("max_tokens", args.max_tokens),
         ("temperature", args.temperature),
         ("stop", args.stop),

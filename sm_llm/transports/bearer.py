@@ -99,13 +99,15 @@ def _settings(region: str | None, profile_name: str | None) -> ClientSettings:
     return resolve_settings(ClientSettings(region_name=region, profile_name=profile_name))
 
 
-def credentials_for(settings: ClientSettings) -> Any:
+def credentials_for(
+    settings: ClientSettings, *, missing: Callable[[], e.ConfigurationError] | None = None
+) -> Any:
     """The botocore credentials a client made from ``settings`` signs with: the key fields
     when set, else botocore's chain for the profile (environment, ``~/.aws`` files, SSO,
     ``credential_process``, web identity, container and instance roles). Refreshable
     credentials come back as they are: they renew themselves. Blocking (reads files, may
-    call STS); :class:`~sm_llm.errors.ConfigurationError` when there are none, naming where
-    it looked."""
+    call STS); :class:`~sm_llm.errors.ConfigurationError` when there are none: ``missing()``
+    if given, else one for bearer tokens naming where it looked."""
     import botocore.session
     from botocore.credentials import Credentials
     from botocore.exceptions import BotoCoreError, ProfileNotFound
@@ -126,7 +128,7 @@ def credentials_for(settings: ClientSettings) -> Any:
     except (BotoCoreError, ValueError) as exc:  # an expired SSO session, a failing process...
         raise e.ConfigurationError(f"cannot load AWS credentials: {exc}") from exc
     if found is None:
-        raise _no_credentials(settings.profile_name)
+        raise missing() if missing is not None else _no_credentials(settings.profile_name)
     return found
 
 

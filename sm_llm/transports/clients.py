@@ -94,6 +94,16 @@ def no_region_error() -> e.ConfigurationError:
     )
 
 
+def no_credentials_error() -> e.ConfigurationError:
+    """The one message for missing credentials when signing a SageMaker Runtime request
+    (both transports; the CLI names ``--profile`` instead)."""
+    return e.ConfigurationError(
+        "no AWS credentials found", field="credentials_profile_name",
+        advice="configure a profile (credentials_profile_name=...), "
+        "environment variables, or pass aws_access_key_id/aws_secret_access_key",
+    )
+
+
 LOCAL_REGION = "us-east-1"
 LOCAL_KEY = "local"  # the local endpoint accepts any credentials; botocore needs some to sign
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sm_llm import errors as e
-from sm_llm.transports.clients import no_region_error
+from sm_llm.transports.clients import no_credentials_error, no_region_error
 
 __all__ = [
     "client_error",
@@ -105,11 +105,7 @@ def map_error(
             return e.StreamError(f"{where}: connection lost: {_quote(exc)}", partial_text=partial_text)
         return e.EndpointUnreachableError(f"{where}: cannot reach the endpoint: {_quote(exc)}")
     if isinstance(exc, bx.NoCredentialsError):
-        return e.ConfigurationError(
-            "no AWS credentials found", field="credentials_profile_name",
-            advice="configure a profile (credentials_profile_name=...), "
-            "environment variables, or pass aws_access_key_id/aws_secret_access_key",
-        )
+        return no_credentials_error()
     if isinstance(exc, bx.NoRegionError):
         return no_region_error()
     if isinstance(exc, bx.ParamValidationError):

@@ -26,7 +26,7 @@ from sm_llm import errors as e
 from sm_llm.transports.aws import ASYNC, INVOKE, STREAM, BotocoreTransport, response_metadata
 from sm_llm.transports.base import InvokeResult, QueueMessage, S3Object, StreamResult
 from sm_llm.transports.bearer import credentials_for
-from sm_llm.transports.clients import ClientSettings, resolve_settings
+from sm_llm.transports.clients import ClientSettings, no_credentials_error, resolve_settings
 from sm_llm.transports.eventstream import EventStreamDecoder, stream_error
 from sm_llm.transports.http import ERROR_BODY_LIMIT, HttpTransport
 from sm_llm.transports.mapping import client_error, mapped
@@ -41,6 +41,10 @@ _C = TypeVar("_C", "httpx.Client", "httpx.AsyncClient")
 SIGNING_NAME = "sagemaker"
 """The service model's ``signingName``."""
 _PATHS = {INVOKE: "invocations", STREAM: "invocations-response-stream", ASYNC: "async-invocations"}
+ERROR_REPLY_LIMIT = 8 * 1024 * 1024
+"""Bytes of a service error reply read. botocore reads one whole; it must be whole to parse
+(a ``ModelError`` quotes the container's body, which may be megabytes, and its modeled
+fields follow): bounded above SageMaker's 6 MB payload limit."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ class SigV4HttpTransport(HttpTransport):
                     self._setup = _Setup(
                         endpoint_url=str(client.meta.endpoint_url).rstrip("/"),
                         region=str(client.meta.region_name),
-                        credentials=credentials_for(settings),
+                        credentials=credentials_for(settings, missing=no_credentials_error),  # as boto3's
                         operations={name: _operation(service_model, name) for name in _PATHS},
                         service_model=service_model,
                     )
@@ -183,7 +187,7 @@ class SigV4HttpTransport(HttpTransport):
         where = self._where(operation, params)
         response = self.send(url, headers=headers, content=body, timeout=timeout, stream=True, where=where)
         if response.status_code >= 300:
-            error = self._error(operation, params, response, self.read(response, where=where, limit=ERROR_BODY_LIMIT))
+            error = self._error(operation, params, response, self.read(response, where=where, limit=ERROR_REPLY_LIMIT))
             raise error from error.__cause__
         return response
 
@@ -228,7 +232,7 @@ class SigV4HttpTransport(HttpTransport):
         where = self._where(operation, params)
         response = await self.asend(url, headers=headers, content=body, timeout=timeout, stream=True, where=where)
         if response.status_code >= 300:
-            error_body = await self.aread(response, where=where, limit=ERROR_BODY_LIMIT)
+            error_body = await self.aread(response, where=where, limit=ERROR_REPLY_LIMIT)
             error = self._error(operation, params, response, error_body)
             raise error from error.__cause__
         return response

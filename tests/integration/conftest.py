@@ -1,18 +1,47 @@
-"""Adapter fixtures: adapters pointed at the shared local endpoint."""
+"""Adapter fixtures: adapters pointed at the shared local endpoint, on both transports.
+
+Every test that calls SageMaker Runtime through an adapter runs once per transport
+(``TRANSPORTS``: ``[botocore]`` and ``[httpx]`` in its id). One mechanism does it:
+:func:`pytest_generate_tests` parametrises the ``sm_transport`` fixture for every test that
+uses it — directly or through ``make_llm`` / ``make_chat`` (which pass it as
+``transport=``); tests that build adapters themselves pass ``transport=sm_transport``,
+command lines get ``--transport`` and examples ``SM_LLM_TRANSPORT`` (examples/_endpoint.py).
+A test that asks for ``async_path`` also runs botocore's two async paths: ``botocore-aio``
+(aiobotocore), ``botocore-threads`` (boto3 on worker threads, aiobotocore hidden) and
+``httpx`` (native async).
+
+What stays single never asks for ``sm_transport``: the local endpoint's own tests
+(``local/``, raw boto3), the OpenAI route (its own wire, whatever ``transport`` says),
+test_httpx_transport.py (compares the two side by side), packaging, ``client=`` injection
+(a boto3 client: botocore only), the README's recipes (run as written). A class that gets
+``sm_transport`` from a shared fixture but is about one wire is marked
+``@pytest.mark.single_transport("why")`` and runs on the default, botocore.
+
+Cost (CI has 2 cores; the whole ``make test`` was ~6 minutes): the doubled tests are the
+in-process ones, ~10-100 ms each: tests/integration (``-n 2``) went from 3 min 2 s to
+4 min 8 s of wall time and from 4.5 to 6.4 CPU minutes, 1,320 to 1,537 tests. The slow process-level
+tests are about processes, files and ledgers rather than the wire, so they run once, on
+botocore, saying why in their module: kill -9 and resume (test_batch.py,
+test_job_ledger_integration.py), plain-install virtualenvs (test_examples.py), Ray
+(test_ray.py); each command line still has one real-process smoke test per transport, and
+the spawned-process pickling test ships both transports' models through one process pool.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sm_llm import SageMakerLLM
+from sm_llm import ChatSageMaker, SageMakerLLM
+from sm_llm._adapter import TRANSPORTS as ADAPTER_TRANSPORTS
 from sm_llm.local import FaultConfig, LocalEndpoint
+from sm_llm.transports import aws
 
 
 @pytest.fixture
@@ -21,18 +50,44 @@ def fault() -> Callable[..., FaultConfig]:
     return FaultConfig
 
 
-TRANSPORTS = ["botocore", "httpx"]
-"""The built-in transports. A module runs on both by overriding ``sm_transport``:
+TRANSPORTS = list(ADAPTER_TRANSPORTS)
+"""The built-in transports; every test using ``sm_transport`` runs on each."""
+ASYNC_PATHS = [("botocore", "aio"), ("botocore", "threads"), ("httpx", "native")]
+"""(transport, async path) pairs of the tests that ask for ``async_path``."""
 
-    @pytest.fixture(params=TRANSPORTS)
-    def sm_transport(request): return request.param
-"""
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise ``sm_transport`` (and ``async_path``) — see the module docstring.
+
+    Module scope (but with ``async_path``, whose monkeypatch is per test): a module-scoped
+    fixture may build its adapter from ``sm_transport``, and pytest then runs a module's
+    tests transport by transport."""
+    if "sm_transport" not in metafunc.fixturenames or metafunc.definition.get_closest_marker("single_transport"):
+        return  # the fixture below: botocore
+    if "async_path" in metafunc.fixturenames:
+        ids = [f"{transport}-{path}" if transport == "botocore" else transport for transport, path in ASYNC_PATHS]
+        metafunc.parametrize(("sm_transport", "async_path"), ASYNC_PATHS, ids=ids, indirect=["async_path"])
+    else:
+        metafunc.parametrize("sm_transport", TRANSPORTS, scope="module")
 
 
 @pytest.fixture
 def sm_transport() -> str:
-    """The ``transport=`` the adapters of a test use (``botocore``; see ``TRANSPORTS``)."""
+    """The ``transport=`` the adapters of a test use: each of ``TRANSPORTS`` in turn
+    (parametrised above), botocore alone for ``single_transport`` tests."""
     return "botocore"
+
+
+@pytest.fixture
+def async_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """How async calls run: ``aio`` (aiobotocore), ``threads`` (boto3 on worker threads:
+    aiobotocore hidden) or ``native`` (httpx); parametrised with ``sm_transport``."""
+    path = str(getattr(request, "param", "aio"))
+    if path == "threads":
+        monkeypatch.setattr(aws, "AIO_AVAILABLE", False)
+    elif path == "aio":
+        assert aws.AIO_AVAILABLE, "the aio extra must be installed for the test suite"
+    yield path
 
 
 @pytest.fixture
@@ -44,6 +99,21 @@ def make_llm(local_endpoint: LocalEndpoint, sm_transport: str) -> Callable[..., 
         fields.setdefault("max_retries", 0)
         fields.setdefault("transport", sm_transport)
         return SageMakerLLM(
+            endpoint_name=endpoint_name, endpoint_url=local_endpoint.url, region_name="us-east-1", **fields
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_chat(local_endpoint: LocalEndpoint, sm_transport: str) -> Callable[..., ChatSageMaker]:
+    """``make_chat(endpoint_name, **fields)`` → a ChatSageMaker on the local endpoint, on
+    the ``sm_transport`` transport."""
+
+    def make(endpoint_name: str, **fields: Any) -> ChatSageMaker:
+        fields.setdefault("max_retries", 0)
+        fields.setdefault("transport", sm_transport)
+        return ChatSageMaker(
             endpoint_name=endpoint_name, endpoint_url=local_endpoint.url, region_name="us-east-1", **fields
         )
 

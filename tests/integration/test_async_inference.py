@@ -87,12 +87,6 @@ def cfg(s3_server: LocalS3) -> AsyncInferenceConfig:
     )
 
 
-@pytest.fixture(scope="module", params=["botocore", "httpx"])
-def sm_transport(request: pytest.FixtureRequest) -> str:
-    """The module runs on both transports (S3 stays on boto3 on both)."""
-    return str(request.param)
-
-
 @pytest.fixture(scope="module")
 def shared_llm(local_endpoint_session: LocalEndpoint, sm_transport: str) -> Iterator[SageMakerLLM]:
     """One adapter for the module: its clients are made once (that takes ~0.1 s each)."""
@@ -207,14 +201,15 @@ async def test_async_twins(llm: Any, cfg: Any) -> None:
     assert generation.text == "Echo: async twin"
 
 
-def test_chat_model_jobs(aep: LocalEndpoint, cfg: Any) -> None:
+def test_chat_model_jobs(aep: LocalEndpoint, cfg: Any, sm_transport: str) -> None:
     try:
         from sm_llm.chat_models import ChatSageMaker
     except ImportError as exc:  # pragma: no cover - depends on the chat adapter being present
         pytest.skip(f"sm_llm.chat_models is not importable yet: {exc}")
     from langchain_core.messages import AIMessage
 
-    chat = ChatSageMaker(endpoint_name="openai", endpoint_url=aep.url, region_name="us-east-1", max_retries=0)
+    chat = ChatSageMaker(endpoint_name="openai", endpoint_url=aep.url, region_name="us-east-1", max_retries=0,
+                         transport=sm_transport)
     message = submit(chat, [("system", "be brief"), ("human", "hello chat job")], config=cfg).result()
     assert isinstance(message, AIMessage)
     assert message.content == chat.invoke([("system", "be brief"), ("human", "hello chat job")]).content
@@ -523,9 +518,10 @@ def _cli(argv: list[str]) -> int:
 
 
 def test_cli_submit_status_wait(
-    aep: LocalEndpoint, s3_server: LocalS3, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    aep: LocalEndpoint, s3_server: LocalS3, capsys: pytest.CaptureFixture[str], tmp_path: Path, sm_transport: str
 ) -> None:
-    connection = ["--endpoint-url", aep.url, "--region", "us-east-1", "--s3-endpoint-url", s3_server.url]
+    connection = ["--endpoint-url", aep.url, "--region", "us-east-1", "--s3-endpoint-url", s3_server.url,
+                  "--transport", sm_transport]
     assert _cli(["job", "submit", "--endpoint", "tgi", *connection,
                  "--input-s3-uri", f"s3://{INPUTS}/cli/", "hello from the shell"]) == 0
     line = capsys.readouterr().out.strip()
@@ -559,19 +555,19 @@ def test_cli_rejects_what_is_not_a_job(tmp_path: Path) -> None:
 # -- adapters configured for async inference: chains wait for the jobs -------------------
 
 
-def test_invoke_in_a_chain_waits_for_the_job(aep: LocalEndpoint, cfg: Any) -> None:
+def test_invoke_in_a_chain_waits_for_the_job(aep: LocalEndpoint, cfg: Any, sm_transport: str) -> None:
     from langchain_core.output_parsers import StrOutputParser
     from langchain_core.prompts import PromptTemplate
 
     llm = SageMakerLLM(endpoint_name="tgi", endpoint_url=aep.url, region_name="us-east-1",
-                       async_inference=cfg.model_dump(), **delay(100))
+                       async_inference=cfg.model_dump(), transport=sm_transport, **delay(100))
     chain = PromptTemplate.from_template("summarise {doc}") | llm | StrOutputParser()
     assert chain.invoke({"doc": "the book"}) == "Echo: summarise the book"
     assert [r.operation for r in aep.requests] == ["InvokeEndpointAsync"]
 
 
 def test_batch_submits_every_prompt_before_waiting(
-    aep: LocalEndpoint, backend: S3AsyncBackend, cfg: Any, monkeypatch: pytest.MonkeyPatch
+    aep: LocalEndpoint, backend: S3AsyncBackend, cfg: Any, monkeypatch: pytest.MonkeyPatch, sm_transport: str
 ) -> None:
     """Server-side ordering, whatever the load: when each job is accepted, no job has finished.
     (Waiting for each job before submitting the next, job 2 would find job 1 done.)"""
@@ -586,20 +582,22 @@ def test_batch_submits_every_prompt_before_waiting(
 
     monkeypatch.setattr(backend, "submit", recording_submit)
     llm = SageMakerLLM(endpoint_name="tgi", endpoint_url=aep.url, region_name="us-east-1",
-                       async_inference=cfg, **delay(1000))  # 1 s per job: room for 6 uploads
+                       async_inference=cfg, transport=sm_transport, **delay(1000))  # 1 s per job: room for 6 uploads
     results = llm.batch([f"doc {i}" for i in range(6)])
     assert results == [f"Echo: doc {i}" for i in range(6)]
     assert [r.operation for r in aep.requests] == ["InvokeEndpointAsync"] * 6
     assert finished_at_submit == [finished_before] * 6
 
 
-async def test_ainvoke_and_chat_through_jobs(aep: LocalEndpoint, cfg: Any) -> None:
+async def test_ainvoke_and_chat_through_jobs(aep: LocalEndpoint, cfg: Any, sm_transport: str) -> None:
     from sm_llm import ChatSageMaker
 
-    llm = SageMakerLLM(endpoint_name="tgi", endpoint_url=aep.url, region_name="us-east-1", async_inference=cfg)
+    llm = SageMakerLLM(endpoint_name="tgi", endpoint_url=aep.url, region_name="us-east-1", async_inference=cfg,
+                       transport=sm_transport)
     assert await llm.ainvoke("async job") == "Echo: async job"
     assert await llm.abatch(["a", "b"]) == ["Echo: a", "Echo: b"]
-    chat = ChatSageMaker(endpoint_name="openai", endpoint_url=aep.url, region_name="us-east-1", async_inference=cfg)
+    chat = ChatSageMaker(endpoint_name="openai", endpoint_url=aep.url, region_name="us-east-1", async_inference=cfg,
+                         transport=sm_transport)
     reply = chat.invoke("chat job")
     assert reply.content == "Echo: chat job"
     assert (await chat.ainvoke("async chat job")).content == "Echo: async chat job"

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from sm_llm import ChatSageMaker, SageMakerLLM
 from sm_llm.batch import arun_batch, run_batch
 from sm_llm.errors import ConfigurationError
 from sm_llm.local import FaultConfig, LocalEndpoint
@@ -32,11 +31,6 @@ def _lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def _llm(local_endpoint: LocalEndpoint, name: str = "tgi", **fields: Any) -> SageMakerLLM:
-    fields.setdefault("max_retries", 0)
-    return SageMakerLLM(endpoint_name=name, endpoint_url=local_endpoint.url, region_name="us-east-1", **fields)
-
-
 def _cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sm_llm.cli", "batch", *args], capture_output=True, text=True, timeout=120,
@@ -44,7 +38,7 @@ def _cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_prompts_messages_routing_and_parameters(local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
+def test_prompts_messages_routing_and_parameters(make_llm: Any, local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
     records = [
         {"id": "a", "prompt": "one two three"},
         {"id": 2, "prompt": "one two three", "max_tokens": 2},
@@ -53,9 +47,9 @@ def test_prompts_messages_routing_and_parameters(local_endpoint: LocalEndpoint, 
         {"id": "k", "prompt": "x y z", "model_kwargs": {"max_new_tokens": 1}},
     ]
     out = tmp_path / "out.jsonl"
-    report = run_batch(_llm(local_endpoint, "mme"), _write(tmp_path / "in.jsonl", records[2:3]), out, progress=False)
+    report = run_batch(make_llm("mme"), _write(tmp_path / "in.jsonl", records[2:3]), out, progress=False)
     assert report.done == 1
-    report = run_batch(_llm(local_endpoint), _write(tmp_path / "in2.jsonl", records[:2] + records[3:]), out, progress=False)
+    report = run_batch(make_llm("tgi"), _write(tmp_path / "in2.jsonl", records[:2] + records[3:]), out, progress=False)
     lines = {line["id"]: line for line in _lines(out)}
     assert set(lines) == {"a", 2, "b", "m", "k"}
     assert lines["a"]["output"] == "Echo: one two three" and lines["a"]["finish_reason"] == "stop"
@@ -71,8 +65,8 @@ def test_prompts_messages_routing_and_parameters(local_endpoint: LocalEndpoint, 
     assert {"inputs": "one two three", "parameters": {"details": True, "max_new_tokens": 2}} in sent
 
 
-def test_chat_messages_usage_and_tool_free_output(local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
-    chat = ChatSageMaker(endpoint_name="openai", endpoint_url=local_endpoint.url, region_name="us-east-1")
+def test_chat_messages_usage_and_tool_free_output(make_chat: Any, local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
+    chat = make_chat("openai")
     records = [
         {"id": 1, "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]},
         {"id": 2, "prompt": "plain prompt", "temperature": 0.5},
@@ -87,7 +81,7 @@ def test_chat_messages_usage_and_tool_free_output(local_endpoint: LocalEndpoint,
     assert bodies["plain prompt"]["temperature"] == 0.5 and "temperature" not in bodies["hi"]
 
 
-def test_direct_engine_path_writes_what_agenerate_writes(local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
+def test_direct_engine_path_writes_what_agenerate_writes(make_llm: Any, local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
     """A plain SageMakerLLM is called through its engine; with callbacks, through
     ``agenerate``: the same lines either way (ids of the request aside)."""
     from langchain_core.callbacks import BaseCallbackHandler
@@ -102,9 +96,9 @@ def test_direct_engine_path_writes_what_agenerate_writes(local_endpoint: LocalEn
                {"id": 3, "prompt": "m", "target_model": "model-b.tar.gz"}]
     outputs = []
     for name, callbacks in (("direct", None), ("generate", [Count()])):
-        run_batch(_llm(local_endpoint, callbacks=callbacks), records[:2], tmp_path / f"{name}.jsonl",
+        run_batch(make_llm("tgi", callbacks=callbacks), records[:2], tmp_path / f"{name}.jsonl",
                   concurrency=1, progress=False)
-        run_batch(_llm(local_endpoint, "mme", callbacks=callbacks), records[2:], tmp_path / f"{name}.jsonl", concurrency=1,
+        run_batch(make_llm("mme", callbacks=callbacks), records[2:], tmp_path / f"{name}.jsonl", concurrency=1,
                   progress=False)
         lines = sorted(_lines(tmp_path / f"{name}.jsonl"), key=lambda line: line["id"])
         for line in lines:
@@ -114,14 +108,14 @@ def test_direct_engine_path_writes_what_agenerate_writes(local_endpoint: LocalEn
     assert outputs[0][0]["output"] == "Echo: a b c" and outputs[0][0]["finish_reason"] == "stop"
 
 
-def test_per_record_errors_and_retries(local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
+def test_per_record_errors_and_retries(make_llm: Any, local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
     local_endpoint.faults = FaultConfig(fail_next=["ThrottlingException"])
     records = [
         {"id": "ok", "prompt": "fine"},
         {"id": "routing", "prompt": "x", "target_model": "nope.tar.gz"},
         {"id": "kwarg", "prompt": "x", "not_a_parameter": 1},
     ]
-    report = run_batch(_llm(local_endpoint, max_retries=2), records, tmp_path / "out.jsonl", concurrency=1, progress=False)
+    report = run_batch(make_llm("tgi", max_retries=2), records, tmp_path / "out.jsonl", concurrency=1, progress=False)
     lines = {line["id"]: line for line in _lines(tmp_path / "out.jsonl")}
     assert lines["ok"]["output"] == "Echo: fine" and lines["ok"]["metadata"]["attempts"] == 2
     assert lines["routing"]["error"] == {
@@ -145,67 +139,67 @@ def test_per_record_errors_and_retries(local_endpoint: LocalEndpoint, tmp_path: 
     ],
 )
 def test_bad_input_is_refused_before_anything_is_sent(
-    local_endpoint: LocalEndpoint, tmp_path: Path, records: list[dict[str, Any]], problem: str
+    make_llm: Any, local_endpoint: LocalEndpoint, tmp_path: Path, records: list[dict[str, Any]], problem: str
 ) -> None:
     with pytest.raises(ConfigurationError, match=problem):
-        run_batch(_llm(local_endpoint), _write(tmp_path / "in.jsonl", records), tmp_path / "out.jsonl", progress=False)
+        run_batch(make_llm("tgi"), _write(tmp_path / "in.jsonl", records), tmp_path / "out.jsonl", progress=False)
     assert local_endpoint.requests == []
 
 
-def test_not_json_and_a_one_shot_iterator(local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
+def test_not_json_and_a_one_shot_iterator(make_llm: Any, local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
     bad = tmp_path / "in.jsonl"
     bad.write_text('{"id": 1, "prompt": "a"}\n{"id": 2, "prompt": \n', encoding="utf-8")
     with pytest.raises(ConfigurationError, match=r"in\.jsonl:2 is not JSON"):
-        run_batch(_llm(local_endpoint), bad, tmp_path / "out.jsonl", progress=False)
+        run_batch(make_llm("tgi"), bad, tmp_path / "out.jsonl", progress=False)
     assert local_endpoint.requests == []
     generated = ({"id": i, "prompt": f"p{i}"} for i in range(5))  # read once: checked as it is read
-    report = run_batch(_llm(local_endpoint), generated, tmp_path / "gen.jsonl", progress=False)
+    report = run_batch(make_llm("tgi"), generated, tmp_path / "gen.jsonl", progress=False)
     assert report.done == 5 and len(_lines(tmp_path / "gen.jsonl")) == 5
 
 
-def test_resume_skips_done_ids_and_drops_a_torn_last_line(local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
+def test_resume_skips_done_ids_and_drops_a_torn_last_line(make_llm: Any, local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
     source = _write(tmp_path / "in.jsonl", [{"id": i, "prompt": f"p{i}"} for i in range(10)])
     out = tmp_path / "out.jsonl"
     done = [{"id": i, "output": "earlier", "usage": None, "finish_reason": "stop", "metadata": {}} for i in (0, 3, 7)]
     out.write_text("".join(json.dumps(d) + "\n" for d in done) + '{"id": 9, "output": "tor', encoding="utf-8")
-    report = run_batch(_llm(local_endpoint), source, out, progress=False)
+    report = run_batch(make_llm("tgi"), source, out, progress=False)
     lines = _lines(out)
     assert [line["id"] for line in lines[:3]] == [0, 3, 7] and lines[0]["output"] == "earlier"
     assert sorted(line["id"] for line in lines) == list(range(10))
     assert (report.done, report.skipped) == (7, 3) and len(local_endpoint.requests) == 7
-    again = run_batch(_llm(local_endpoint), source, out, progress=False)
+    again = run_batch(make_llm("tgi"), source, out, progress=False)
     assert (again.done, again.skipped) == (0, 10) and len(local_endpoint.requests) == 7
-    fresh = run_batch(_llm(local_endpoint), source, out, resume=False, progress=False)
+    fresh = run_batch(make_llm("tgi"), source, out, resume=False, progress=False)
     assert fresh.done == 10 and len(_lines(out)) == 10
 
 
-def test_arun_batch_on_a_running_loop_and_run_batch_inside_one(local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
+def test_arun_batch_on_a_running_loop_and_run_batch_inside_one(make_llm: Any, local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
     records = [{"id": i, "prompt": "x"} for i in range(6)]
 
     async def main() -> tuple[int, int]:
-        llm = _llm(local_endpoint)
+        llm = make_llm("tgi")
         first = await arun_batch(llm, records, tmp_path / "a.jsonl", concurrency=3, progress=False)
         await llm.aclose()
-        second = run_batch(_llm(local_endpoint), records, tmp_path / "b.jsonl", progress=False)  # from async code
+        second = run_batch(make_llm("tgi"), records, tmp_path / "b.jsonl", progress=False)  # from async code
         return first.done, second.done
 
     assert asyncio.run(main()) == (6, 6)
 
 
-def test_window_keeps_concurrency_calls_in_flight(local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
+def test_window_keeps_concurrency_calls_in_flight(make_llm: Any, local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
     local_endpoint.faults = FaultConfig(latency_ms=150)
     records = [{"id": i, "prompt": "x"} for i in range(24)]
-    report = run_batch(_llm(local_endpoint, max_connections=2), records, tmp_path / "out.jsonl", concurrency=8, progress=False)
+    report = run_batch(make_llm("tgi", max_connections=2), records, tmp_path / "out.jsonl", concurrency=8, progress=False)
     assert report.done == 24 and local_endpoint.peak_in_flight == 8  # the pool was grown to the window
 
 
 # -- the command line -----------------------------------------------------------------
 
 
-def test_cli_runs_reports_and_resumes(local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
+def test_cli_runs_reports_and_resumes(local_endpoint: LocalEndpoint, tmp_path: Path, sm_transport: str) -> None:
     source = _write(tmp_path / "in.jsonl", [{"id": f"r{i}", "prompt": f"p {i}"} for i in range(12)])
     args = (str(source), "--out", str(tmp_path / "out.jsonl"), "--endpoint", "tgi", "--region", "us-east-1",
-            "--endpoint-url", local_endpoint.url, "--max-tokens", "3")
+            "--endpoint-url", local_endpoint.url, "--max-tokens", "3", "--transport", sm_transport)
     result = _cli(*args, "--concurrency", "4")
     assert result.returncode == 0, result.stderr
     assert "12 done, 0 failed, 0 skipped; tokens in/out 0/" in result.stderr and result.stdout == ""
@@ -214,6 +208,7 @@ def test_cli_runs_reports_and_resumes(local_endpoint: LocalEndpoint, tmp_path: P
     assert again.returncode == 0 and "0 done, 0 failed, 12 skipped" in again.stderr
 
 
+# The command line's other paths are the library's (above, on each transport): they run once.
 def test_cli_max_errors_stops_early(local_endpoint: LocalEndpoint, tmp_path: Path) -> None:
     source = _write(tmp_path / "in.jsonl", [{"id": i, "prompt": "x", "target_model": "bad"} for i in range(50)])
     result = _cli(str(source), "--out", str(tmp_path / "out.jsonl"), "--endpoint", "tgi", "--region",

@@ -11,29 +11,12 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
-from sm_llm import ChatSageMaker, ConfigurationError
+from sm_llm import ConfigurationError
 from sm_llm import errors as e
-
-
-@pytest.fixture(params=["botocore", "httpx"])
-def sm_transport(request: pytest.FixtureRequest) -> str:
-    """Every adapter of this module is tested on both transports (see conftest.TRANSPORTS)."""
-    return str(request.param)
-
 
 EXPECTED = json.loads(
     (Path(__file__).resolve().parents[1] / "unit/data/chat_templates/expected.json").read_text()
 )["cases"]
-
-
-@pytest.fixture
-def make_chat(local_endpoint: Any, sm_transport: str) -> Any:
-    def make(endpoint_name: str, **fields: Any) -> ChatSageMaker:
-        fields.setdefault("max_retries", 0)
-        fields.setdefault("transport", sm_transport)
-        return ChatSageMaker(endpoint_name=endpoint_name, endpoint_url=local_endpoint.url, region_name="us-east-1", **fields)
-
-    return make
 
 
 def sent(local_endpoint: Any) -> Any:

@@ -29,9 +29,10 @@ def chatbot() -> Iterator[ModuleType]:
         sys.path.remove(str(EXAMPLES))
 
 
-async def test_model_failures_reach_the_client_as_errors(chatbot: ModuleType, local_endpoint: Any) -> None:
+async def test_model_failures_reach_the_client_as_errors(chatbot: ModuleType, local_endpoint: Any, sm_transport: str) -> None:
     async with ChatSageMaker(
-        endpoint_name="openai", content_handler="openai", endpoint_url=local_endpoint.url, max_retries=0
+        endpoint_name="openai", content_handler="openai", endpoint_url=local_endpoint.url, max_retries=0,
+        transport=sm_transport,
     ) as chat:
         app = chatbot.ChatServer(chat)
         server = await asyncio.start_server(app.handle, "127.0.0.1", 0)

@@ -40,15 +40,18 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
     return run
 
 
-def test_invoke(cli: Any, local_endpoint: Any) -> None:
-    code, out, err = cli("invoke", "--endpoint", "tgi", "--region", "us-east-1", "hello cli", url=local_endpoint.url)
+def test_invoke(cli: Any, local_endpoint: Any, sm_transport: str) -> None:
+    code, out, err = cli(
+        "invoke", "--endpoint", "tgi", "--region", "us-east-1", "--transport", sm_transport, "hello cli",
+        url=local_endpoint.url,
+    )
     assert (code, out, err) == (0, "Echo: hello cli\n", "")
     assert local_endpoint.requests[-1].operation == "InvokeEndpoint"
 
 
-def test_invoke_json_and_routing(cli: Any, local_endpoint: Any) -> None:
+def test_invoke_json_and_routing(cli: Any, local_endpoint: Any, sm_transport: str) -> None:
     code, out, err = cli(
-        "invoke", "--endpoint", "mme", "--region", "us-east-1", "--target-model", "model-b.tar.gz",
+        "invoke", "--endpoint", "mme", "--region", "us-east-1", "--target-model", "model-b.tar.gz", "--transport", sm_transport,
         "--json", "--max-tokens", "2", "a b c", url=local_endpoint.url,
     )
     assert code == 0, err
@@ -57,17 +60,19 @@ def test_invoke_json_and_routing(cli: Any, local_endpoint: Any) -> None:
     assert local_endpoint.requests[-1].headers["x-amzn-sagemaker-target-model"] == "model-b.tar.gz"
 
 
-def test_invoke_stream_prints_tokens(cli: Any, local_endpoint: Any) -> None:
+def test_invoke_stream_prints_tokens(cli: Any, local_endpoint: Any, sm_transport: str) -> None:
     code, out, err = cli(
-        "invoke", "--stream", "--endpoint", "openai", "--handler", "openai", "--region", "us-east-1", "x y",
+        "invoke", "--stream", "--endpoint", "openai", "--handler", "openai", "--region", "us-east-1",
+        "--transport", sm_transport, "x y",
         url=local_endpoint.url,
     )
     assert (code, out, err) == (0, "Echo: x y\n", "")
     assert local_endpoint.requests[-1].operation == "InvokeEndpointWithResponseStream"
 
 
-def test_prompt_from_stdin(cli: Any, local_endpoint: Any) -> None:
-    code, out, _ = cli("invoke", "--endpoint", "tgi", "--region", "us-east-1", "-", url=local_endpoint.url, stdin="from stdin")
+def test_prompt_from_stdin(cli: Any, local_endpoint: Any, sm_transport: str) -> None:
+    code, out, _ = cli("invoke", "--endpoint", "tgi", "--region", "us-east-1", "--transport", sm_transport, "-",
+                       url=local_endpoint.url, stdin="from stdin")
     assert (code, out) == (0, "Echo: from stdin\n")
     assert json.loads(local_endpoint.requests[-1].body)["inputs"] == "from stdin"
 
@@ -117,17 +122,18 @@ def test_bad_input_is_one_line_and_exit_2(cli: Any, local_endpoint: Any, args: t
     assert local_endpoint.requests == []
 
 
-def test_service_error_is_one_line_and_exit_1(cli: Any, local_endpoint: Any) -> None:
-    code, _, err = cli("invoke", "--endpoint", "no-such", "--region", "us-east-1", "x", url=local_endpoint.url)
+def test_service_error_is_one_line_and_exit_1(cli: Any, local_endpoint: Any, sm_transport: str) -> None:
+    code, _, err = cli("invoke", "--endpoint", "no-such", "--region", "us-east-1", "--transport", sm_transport, "x",
+                       url=local_endpoint.url)
     assert code == 1
     assert err.startswith("sm-llm: EndpointNotFoundError:")
     assert len(err.strip().splitlines()) == 1
 
 
-def test_invoke_from_a_config_file(cli: Any, local_endpoint: Any, tmp_path: Any) -> None:
+def test_invoke_from_a_config_file(cli: Any, local_endpoint: Any, tmp_path: Any, sm_transport: str) -> None:
     config = tmp_path / "models.yaml"
     config.write_text(
-        "defaults:\n  region_name: us-east-1\nmodels:\n"
+        f"defaults:\n  region_name: us-east-1\n  transport: {sm_transport}\nmodels:\n"
         "  writer: {kind: llm, endpoint_name: tgi, max_tokens: 2}\n"
         "  assistant: {kind: chat, endpoint_name: openai, content_handler: openai}\n"
     )

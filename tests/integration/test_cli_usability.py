@@ -48,7 +48,7 @@ def _one_error_line(err: str) -> str:
 @pytest.mark.parametrize("flags", [(), ("--max-tokens", "3", "--param", "top_k=5")])
 def test_invoke_config_credentials_sign_the_request(
     local_endpoint: Any, url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str], flags: tuple[str, ...],
+    capsys: pytest.CaptureFixture[str], flags: tuple[str, ...], sm_transport: str,
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", AMBIENT_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "ambient-secret")
@@ -57,7 +57,7 @@ def test_invoke_config_credentials_sign_the_request(
     config.write_text(
         "kind: llm\nendpoint_name: tgi\nregion_name: eu-west-3\n"
         f"aws_access_key_id: {FILE_KEY}\naws_secret_access_key: ${{FILE_SECRET}}\n"
-        "aws_session_token: file-session-token\n"
+        f"aws_session_token: file-session-token\ntransport: {sm_transport}\n"
     )
     code, out, _ = run(capsys, "invoke", "--config", str(config), *flags, "a b c d")
     assert code == 0 and out.startswith("Echo: ")
@@ -97,23 +97,23 @@ REMOTE = "https://runtime.sagemaker.invalid"
 
 
 def test_no_region_names_region_flag(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], sm_transport: str
 ) -> None:
     _no_aws_files(monkeypatch, tmp_path)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", REMOTE)
-    line = _flag_error(capsys, "invoke", "--endpoint", "tgi", "x")
+    line = _flag_error(capsys, "invoke", "--endpoint", "tgi", "--transport", sm_transport, "x")
     assert line.startswith("sm-llm: error: no AWS region is configured: pass --region ")
     assert "region_name" not in line
 
 
 def test_no_credentials_names_profile_flag(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], sm_transport: str
 ) -> None:
     _no_aws_files(monkeypatch, tmp_path)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", REMOTE)
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    line = _flag_error(capsys, "invoke", "--endpoint", "tgi", "--region", "us-east-1", "x")
+    line = _flag_error(capsys, "invoke", "--endpoint", "tgi", "--region", "us-east-1", "--transport", sm_transport, "x")
     assert line.startswith("sm-llm: error: no AWS credentials found: pass --profile ")
     assert "credentials_profile_name" not in line and "aws_access_key_id" not in line
 
@@ -238,9 +238,12 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == f"sm-llm {sm_llm.__version__}\n"
 
 
-def test_stream_json_prints_json_lines(local_endpoint: Any, url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_stream_json_prints_json_lines(
+    local_endpoint: Any, url: str, capsys: pytest.CaptureFixture[str], sm_transport: str
+) -> None:
     code, out, err = run(
-        capsys, "invoke", "--stream", "--json", "--endpoint", "tgi", "--region", "us-east-1", "a b c"
+        capsys, "invoke", "--stream", "--json", "--endpoint", "tgi", "--region", "us-east-1",
+        "--transport", sm_transport, "a b c",
     )
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
@@ -251,9 +254,13 @@ def test_stream_json_prints_json_lines(local_endpoint: Any, url: str, capsys: py
     assert local_endpoint.requests[-1].operation == "InvokeEndpointWithResponseStream"
 
 
-def test_stream_json_chat_model(local_endpoint: Any, url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_stream_json_chat_model(
+    local_endpoint: Any, url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], sm_transport: str
+) -> None:
     config = tmp_path / "chat.yaml"
-    config.write_text("kind: chat\nendpoint_name: openai\ncontent_handler: openai\nregion_name: us-east-1\n")
+    config.write_text(
+        f"kind: chat\nendpoint_name: openai\ncontent_handler: openai\nregion_name: us-east-1\ntransport: {sm_transport}\n"
+    )
     code, out, err = run(capsys, "invoke", "--stream", "--json", "--config", str(config), "x y")
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
@@ -262,8 +269,10 @@ def test_stream_json_chat_model(local_endpoint: Any, url: str, tmp_path: Path, c
     assert local_endpoint.requests[-1].operation == "InvokeEndpointWithResponseStream"
 
 
-def test_wrong_handler_hints_at_handler_flag(local_endpoint: Any, url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "invoke", "--endpoint", "openai", "--region", "us-east-1", "x")
+def test_wrong_handler_hints_at_handler_flag(
+    local_endpoint: Any, url: str, capsys: pytest.CaptureFixture[str], sm_transport: str
+) -> None:
+    code, out, err = run(capsys, "invoke", "--endpoint", "openai", "--region", "us-east-1", "--transport", sm_transport, "x")
     assert code == 1 and out == ""
     first, hint = err.splitlines()
     assert first.startswith("sm-llm: ModelError: ") and "(400)" in first
@@ -271,15 +280,16 @@ def test_wrong_handler_hints_at_handler_flag(local_endpoint: Any, url: str, caps
         "sm-llm: hint: the endpoint refused the request body; if its container does not "
         "speak this handler's format, try another --handler (see 'sm-llm handlers')"
     )
-    code, _, err = run(capsys, "invoke", "--endpoint", "no-such", "--region", "us-east-1", "x")
+    code, _, err = run(capsys, "invoke", "--endpoint", "no-such", "--region", "us-east-1", "--transport", sm_transport, "x")
     assert code == 1 and len(err.splitlines()) == 1  # a missing endpoint is not a handler problem
 
 
 def test_local_async_without_s3_names_the_flag(
-    local_endpoint: Any, url: str, capsys: pytest.CaptureFixture[str]
+    local_endpoint: Any, url: str, capsys: pytest.CaptureFixture[str], sm_transport: str
 ) -> None:
     code, _, err = run(
-        capsys, "job", "submit", "--endpoint", "tgi", "--region", "us-east-1", "--inline", "hi"
+        capsys, "job", "submit", "--endpoint", "tgi", "--region", "us-east-1", "--transport", sm_transport,
+        "--inline", "hi",
     )
     assert code == 1
     assert "async inference is not configured on this local endpoint: start it with " in err

@@ -1,10 +1,10 @@
-"""SageMakerEmbeddings through real (aio)botocore → LocalEndpoint, for every embeddings preset."""
+"""SageMakerEmbeddings through real (aio)botocore and httpx → LocalEndpoint, for every embeddings preset."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,7 +14,6 @@ from sm_llm import errors as e
 from sm_llm.embeddings import SageMakerEmbeddings
 from sm_llm.local import LocalEndpoint
 from sm_llm.local._embeddings import embed_text
-from sm_llm.transports import aws
 
 PRESETS = ["tei", "openai-embeddings", "jumpstart-embeddings"]
 TEXTS_PATH = {
@@ -26,27 +25,18 @@ Make = Callable[..., SageMakerEmbeddings]
 
 
 @pytest.fixture
-def make_embeddings(local_endpoint: LocalEndpoint) -> Make:
+def make_embeddings(local_endpoint: LocalEndpoint, sm_transport: str) -> Make:
     """``make_embeddings(endpoint_name, **fields)`` → SageMakerEmbeddings on the local endpoint
-    (the preset of the same name unless ``content_handler`` is given)."""
+    (the preset of the same name unless ``content_handler`` is given), on ``sm_transport``."""
 
     def make(endpoint_name: str, **fields: Any) -> SageMakerEmbeddings:
         fields.setdefault("max_retries", 0)
+        fields.setdefault("transport", sm_transport)
         fields.setdefault("content_handler", endpoint_name)
         fields.setdefault("endpoint_url", local_endpoint.url)
         return SageMakerEmbeddings(endpoint_name=endpoint_name, region_name="us-east-1", **fields)
 
     return make
-
-
-@pytest.fixture(params=["aio", "threads"])
-def transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Async tests run on aiobotocore and on the thread-pool fallback."""
-    if request.param == "threads":
-        monkeypatch.setattr(aws, "AIO_AVAILABLE", False)
-    else:
-        assert aws.AIO_AVAILABLE, "the aio extra must be installed for the test suite"
-    yield request.param
 
 
 def sent_texts(local_endpoint: LocalEndpoint, preset: str) -> list[list[str]]:
@@ -71,7 +61,7 @@ def test_documents_equal_queries_and_the_reference_model(
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-async def test_async_equals_sync(make_embeddings: Make, preset: str, transport: str) -> None:
+async def test_async_equals_sync(make_embeddings: Make, preset: str, async_path: str) -> None:
     texts = [f"text {i}" for i in range(40)]
     embeddings = make_embeddings(preset, batch_size=16)
     assert await embeddings.aembed_documents(texts) == embeddings.embed_documents(texts)
@@ -106,7 +96,7 @@ def test_batches_in_order(make_embeddings: Make, local_endpoint: LocalEndpoint, 
 
 
 async def test_concurrent_batches_keep_input_order(
-    make_embeddings: Make, local_endpoint: LocalEndpoint, transport: str
+    make_embeddings: Make, local_endpoint: LocalEndpoint, async_path: str
 ) -> None:
     texts = [f"t{i}" for i in range(70)]
     embeddings = make_embeddings("tei", batch_size=7)
@@ -136,7 +126,7 @@ def test_sync_batches_run_concurrently(
 
 @pytest.mark.serial  # timing-sensitive: run alone, after the parallel run
 async def test_async_batches_run_concurrently(
-    make_embeddings: Make, local_endpoint: LocalEndpoint, fault: Any, transport: str
+    make_embeddings: Make, local_endpoint: LocalEndpoint, fault: Any, async_path: str
 ) -> None:
     embeddings = make_embeddings("openai-embeddings", batch_size=4, max_concurrency=8)
     await embeddings.aembed_documents([f"warm {i}" for i in range(32)])
@@ -152,7 +142,7 @@ async def test_async_batches_run_concurrently(
 
 
 async def test_max_concurrency_bounds_batches_in_flight(
-    make_embeddings: Make, local_endpoint: LocalEndpoint, fault: Any, transport: str
+    make_embeddings: Make, local_endpoint: LocalEndpoint, fault: Any, async_path: str
 ) -> None:
     embeddings = make_embeddings("jumpstart-embeddings", batch_size=1, max_concurrency=2)
     local_endpoint.faults = fault(latency_ms=50)
@@ -170,7 +160,7 @@ async def test_max_concurrency_bounds_batches_in_flight(
 
 
 async def test_inference_component_and_custom_attributes(
-    make_embeddings: Make, local_endpoint: LocalEndpoint, transport: str
+    make_embeddings: Make, local_endpoint: LocalEndpoint, async_path: str
 ) -> None:
     embeddings = make_embeddings(
         "components",
@@ -206,7 +196,7 @@ def test_container_rejection_is_a_model_error(make_embeddings: Make, local_endpo
 
 
 async def test_failed_batch_raises_its_typed_error_and_stops_the_call(
-    make_embeddings: Make, local_endpoint: LocalEndpoint, fault: Any, transport: str
+    make_embeddings: Make, local_endpoint: LocalEndpoint, fault: Any, async_path: str
 ) -> None:
     texts = [f"t{i}" for i in range(8)]
     one_at_a_time = make_embeddings("tei", batch_size=2, max_concurrency=1)
@@ -229,7 +219,7 @@ async def test_failed_batch_raises_its_typed_error_and_stops_the_call(
 
 
 async def test_retries_are_shared_with_the_llm(
-    make_embeddings: Make, local_endpoint: LocalEndpoint, fault: Any, transport: str
+    make_embeddings: Make, local_endpoint: LocalEndpoint, fault: Any, async_path: str
 ) -> None:
     local_endpoint.faults = fault(fail_next=["ThrottlingException", "ServiceUnavailable"])
     embeddings = make_embeddings("tei", max_retries=2)
@@ -272,7 +262,7 @@ async def test_oversized_batch_is_refused_before_sending(
 
 
 async def test_timeout_is_typed(
-    make_embeddings: Make, local_endpoint: LocalEndpoint, fault: Any, transport: str
+    make_embeddings: Make, local_endpoint: LocalEndpoint, fault: Any, async_path: str
 ) -> None:
     local_endpoint.faults = fault(latency_ms=1500)
     embeddings = make_embeddings("tei", timeout=0.3)
@@ -285,12 +275,15 @@ async def test_timeout_is_typed(
 
 
 class TestSageMakerEmbeddingsStandardIntegration(EmbeddingsIntegrationTests):
+    sm_transport = "botocore"
+
     @pytest.fixture(autouse=True)
     def _route_to_local_endpoint(
-        self, local_endpoint: LocalEndpoint, monkeypatch: pytest.MonkeyPatch
+        self, local_endpoint: LocalEndpoint, monkeypatch: pytest.MonkeyPatch, sm_transport: str
     ) -> None:
         # boto3's service-specific endpoint variable: no endpoint_url in the params.
         monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", local_endpoint.url)
+        self.sm_transport = sm_transport  # the test's own instance: embedding_model_params reads it
 
     @property
     def embeddings_class(self) -> type[SageMakerEmbeddings]:
@@ -298,4 +291,4 @@ class TestSageMakerEmbeddingsStandardIntegration(EmbeddingsIntegrationTests):
 
     @property
     def embedding_model_params(self) -> dict[str, Any]:
-        return {"endpoint_name": "tei", "region_name": "us-east-1"}
+        return {"endpoint_name": "tei", "region_name": "us-east-1", "transport": self.sm_transport}

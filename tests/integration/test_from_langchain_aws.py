@@ -23,7 +23,7 @@ from langchain_core.messages import (
     SystemMessage,
 )
 
-from sm_llm import ChatSageMaker, ConfigurationError, SageMakerEmbeddings
+from sm_llm import ConfigurationError, SageMakerEmbeddings
 from sm_llm.errors import ResponseParseError
 
 
@@ -91,15 +91,6 @@ class ChatHandler:
                             "total_tokens": usage["total_tokens"]},
             response_metadata={"finish_reason": reply["choices"][0]["finish_reason"]},
         )
-
-
-@pytest.fixture
-def make_chat(local_endpoint: Any) -> Any:
-    def make(endpoint_name: str, **fields: Any) -> ChatSageMaker:
-        fields.setdefault("max_retries", 0)
-        return ChatSageMaker(endpoint_name=endpoint_name, endpoint_url=local_endpoint.url, region_name="us-east-1", **fields)
-
-    return make
 
 
 def test_llm_handler_object_invokes(make_llm: Any, local_endpoint: Any) -> None:

@@ -82,9 +82,9 @@ def _config(moto: LocalS3, **extra: Any) -> AsyncInferenceConfig:
                                 max_poll_interval=0.2, timeout=20, **extra)
 
 
-def _llm(ep: LocalEndpoint, moto: LocalS3, **extra: Any) -> SageMakerLLM:
+def _llm(ep: LocalEndpoint, moto: LocalS3, transport: str = "botocore", **extra: Any) -> SageMakerLLM:
     return SageMakerLLM(endpoint_name="tgi", endpoint_url=ep.url, region_name="us-east-1", max_retries=0,
-                        max_tokens=8, async_inference=_config(moto, **extra))
+                        max_tokens=8, async_inference=_config(moto, **extra), transport=transport)
 
 
 def _delay(ms: int) -> dict[str, str]:
@@ -97,6 +97,9 @@ def _env(moto: LocalS3) -> dict[str, str]:
             "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
 
 
+# The process-level tests (kill -9 at each state, two waiting processes, the CLI) patch
+# BotocoreTransport and run once, on botocore: they are about the ledger and processes;
+# InvokeEndpointAsync on each transport is test_async_inference.py's, notifications below.
 _KILLER = """
 import os, signal, sys
 from sm_llm.cli import main
@@ -189,8 +192,8 @@ def test_two_processes_wait_on_one_ledger(tmp_path: Path, local_endpoint: LocalE
 
 def test_notifications_success_failure_unknown_duplicate(tmp_path: Path, local_endpoint: LocalEndpoint,
                                                         moto: LocalS3, notes: LocalNotifications,
-                                                        backend: S3AsyncBackend) -> None:
-    llm = _llm(local_endpoint, moto, notification_queue_url=notes.queue_url, notification_wait_seconds=1,
+                                                        backend: S3AsyncBackend, sm_transport: str) -> None:
+    llm = _llm(local_endpoint, moto, sm_transport, notification_queue_url=notes.queue_url, notification_wait_seconds=1,
                notification_fallback_seconds=60)
     ledger = JobLedger(tmp_path / "jobs.db")
     before = _remaining(notes)
@@ -221,9 +224,10 @@ def test_notifications_success_failure_unknown_duplicate(tmp_path: Path, local_e
 
 
 def test_falls_back_to_s3_when_notifications_stop(tmp_path: Path, local_endpoint: LocalEndpoint, moto: LocalS3,
-                                                 notes: LocalNotifications, backend: S3AsyncBackend) -> None:
+                                                 notes: LocalNotifications, backend: S3AsyncBackend,
+                                                 sm_transport: str) -> None:
     backend.notifications = None  # the endpoint publishes nothing
-    llm = _llm(local_endpoint, moto, notification_queue_url=notes.queue_url, notification_wait_seconds=1,
+    llm = _llm(local_endpoint, moto, sm_transport, notification_queue_url=notes.queue_url, notification_wait_seconds=1,
                notification_fallback_seconds=1.5)
     ledger = JobLedger(tmp_path / "jobs.db")
     started = time.monotonic()  # the fallback counts from the job's creation, not the wait's start

@@ -12,8 +12,6 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from sm_llm import ChatSageMaker
-
 PROMPT = "Tell me a joke about cats, respond in JSON with `setup` and `punchline` keys"
 
 
@@ -25,8 +23,8 @@ class Joke(BaseModel):
 
 
 @pytest.mark.parametrize("endpoint", ["openai", "tgi", "lmi"])
-def test_json_mode_answers_the_keys_the_prompt_asks_for(local_endpoint: Any, endpoint: str) -> None:
-    chat = ChatSageMaker(endpoint_name=endpoint, endpoint_url=local_endpoint.url, region_name="us-east-1")
+def test_json_mode_answers_the_keys_the_prompt_asks_for(make_chat: Any, local_endpoint: Any, endpoint: str) -> None:
+    chat = make_chat(endpoint, max_retries=2)
     joke = chat.with_structured_output(Joke, method="json_mode").invoke(PROMPT)
     assert isinstance(joke, Joke) and joke.setup == PROMPT
     assert json.loads(local_endpoint.requests[-1].body)["response_format"] == {"type": "json_object"}

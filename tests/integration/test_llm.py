@@ -13,13 +13,6 @@ from langchain_core.prompts import PromptTemplate
 from sm_llm import ConfigurationError, SageMakerLLM
 from sm_llm import errors as e
 
-
-@pytest.fixture(params=["botocore", "httpx"])
-def sm_transport(request: pytest.FixtureRequest) -> str:
-    """Every adapter of this module is tested on both transports (see conftest.TRANSPORTS)."""
-    return str(request.param)
-
-
 PRESETS = ["tgi", "lmi", "openai", "jumpstart", "jumpstart-chat", "text2text"]
 
 
@@ -258,8 +251,9 @@ def test_on_llm_error_fires_once(make_llm: Any, local_endpoint: Any, fault: Any)
     assert Counter.errors == 1
 
 
-def test_unreachable_endpoint_is_typed() -> None:
-    llm = SageMakerLLM(endpoint_name="tgi", endpoint_url="http://127.0.0.1:9", region_name="us-east-1", max_retries=0, connect_timeout=1)
+def test_unreachable_endpoint_is_typed(sm_transport: str) -> None:
+    llm = SageMakerLLM(endpoint_name="tgi", endpoint_url="http://127.0.0.1:9", region_name="us-east-1", max_retries=0,
+                       connect_timeout=1, transport=sm_transport)
     with pytest.raises(e.EndpointUnreachableError):
         llm.invoke("x")
 
@@ -304,3 +298,16 @@ def test_client_is_cached_and_closeable(make_llm: Any) -> None:
         pass
     assert transport.client() is not client  # closed, and created again on the next use
     assert llm.invoke("z") == "Echo: z"
+
+
+def test_transport_switched_between_calls(make_llm: Any, local_endpoint: Any, sm_transport: str) -> None:
+    """``llm.transport = ...`` on an adapter in use: the next call goes out on the other one."""
+    order = (sm_transport, {"botocore": "httpx", "httpx": "botocore"}[sm_transport], sm_transport)
+    llm = make_llm("tgi")
+    agents = []
+    for transport in order:
+        llm.transport = transport
+        assert llm.invoke("hi") == "Echo: hi"
+        agents.append(local_endpoint.requests[-1].headers["user-agent"])
+    library = {"botocore": "Botocore/", "httpx": "httpx/"}  # each HTTP library's own User-Agent
+    assert all(library[t] in agent for t, agent in zip(order, agents, strict=True)), agents

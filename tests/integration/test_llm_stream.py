@@ -11,13 +11,6 @@ from langchain_core.callbacks import BaseCallbackHandler
 
 from sm_llm import ContentHandler, StreamError
 
-
-@pytest.fixture(params=["botocore", "httpx"])
-def sm_transport(request: pytest.FixtureRequest) -> str:
-    """Every adapter of this module is tested on both transports (see conftest.TRANSPORTS)."""
-    return str(request.param)
-
-
 STREAMING = ["tgi", "lmi", "openai", "jumpstart", "jumpstart-chat", "text2text"]
 PROMPT = "stream 🦜 this 你好世界 text please"
 EXPECTED = "Echo:" + "".join(" " + w for w in PROMPT.split())
@@ -136,12 +129,14 @@ class _Tokens(BaseCallbackHandler):
 
 @pytest.mark.parametrize("preset", ["tgi", "lmi", "openai"])
 @pytest.mark.parametrize("kind", ["llm", "chat"])
-async def test_no_empty_chunks_the_last_one_carries_the_metadata(local_endpoint: Any, fault: Any, preset: str, kind: str) -> None:
+async def test_no_empty_chunks_the_last_one_carries_the_metadata(
+    local_endpoint: Any, fault: Any, preset: str, kind: str, sm_transport: str
+) -> None:
     from sm_llm import ChatSageMaker, SageMakerLLM
 
     local_endpoint.faults = fault(stream_split_seed=5)
     fields: dict[str, Any] = {"endpoint_name": preset, "content_handler": preset, "endpoint_url": local_endpoint.url,
-                              "region_name": "us-east-1", "max_tokens": 3}
+                              "region_name": "us-east-1", "max_tokens": 3, "transport": sm_transport}
     if kind == "chat" and preset != "openai":
         fields["chat_template"] = "chatml"
     model: Any = SageMakerLLM(**fields) if kind == "llm" else ChatSageMaker(**fields)

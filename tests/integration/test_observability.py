@@ -12,7 +12,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from sm_llm import ChatSageMaker, SageMakerLLM
 from sm_llm import errors as e
 
-PROMPT = "a private prompt 7f3c"
+PROMPT = "a private prompt zqxj"  # canaries: no hex digits, unlike ids in the log lines
 
 
 def _lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -24,7 +24,7 @@ def test_one_debug_line_per_successful_call(
     make_llm: Any, operation: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="sm_llm")
-    llm = make_llm("variants", target_variant="blue", custom_attributes="k=v-9a1")
+    llm = make_llm("variants", target_variant="blue", custom_attributes="k=v-wvy")
     if operation == "invoke":
         llm.invoke(PROMPT)
     elif operation == "ainvoke":
@@ -42,7 +42,7 @@ def test_one_debug_line_per_successful_call(
     name = "InvokeEndpointWithResponseStream" if "stream" in operation else "InvokeEndpoint"
     assert lines[0].startswith(f"{name} endpoint=variants TargetVariant=blue status=200 outcome=ok attempts=1 ms=")
     assert "inference_id=" in lines[0]
-    assert "7f3c" not in caplog.text and "9a1" not in caplog.text  # no bodies, no custom attributes
+    assert "zqxj" not in caplog.text and "wvy" not in caplog.text  # no bodies, no custom attributes
 
 
 @pytest.mark.parametrize("operation", ["invoke", "ainvoke", "stream"])
@@ -87,13 +87,15 @@ class _Starts(BaseCallbackHandler):
 
 
 @pytest.mark.parametrize("operation", ["invoke", "stream"])
-def test_invocation_params_name_endpoint_handler_routing_and_generation(local_endpoint: Any, operation: str) -> None:
+def test_invocation_params_name_endpoint_handler_routing_and_generation(
+    local_endpoint: Any, operation: str, sm_transport: str
+) -> None:
     starts = _Starts()
     common: dict[str, Any] = {
         "endpoint_url": local_endpoint.url, "region_name": "us-east-1", "temperature": 0.5, "max_tokens": 7,
         "top_p": 0.9, "stop": ["END"], "model_kwargs": {"seed": 3}, "target_variant": "blue",
         "aws_access_key_id": "AKIATEST", "aws_secret_access_key": "canary-invocation-params",
-        "custom_attributes": "k=v-9a1",
+        "custom_attributes": "k=v-wvy", "transport": sm_transport,
     }
     llm = SageMakerLLM(endpoint_name="variants", content_handler="tgi", **common)
     chat = ChatSageMaker(endpoint_name="variants", content_handler="tgi", chat_template="llama3", **common)
@@ -109,5 +111,5 @@ def test_invocation_params_name_endpoint_handler_routing_and_generation(local_en
         assert params["model_name"] == "variants" and params["target_variant"] == "blue"
         assert (params["temperature"], params["max_tokens"], params["top_p"]) == (0.5, 7, 0.9)
         assert params["model_kwargs"] == {"seed": 3} and params["streaming"] is False
-        assert "canary" not in repr(params) and "9a1" not in repr(params)
+        assert "canary" not in repr(params) and "wvy" not in repr(params)
     assert starts.params[1]["chat_template"] == "llama3"

@@ -14,6 +14,7 @@ from sm_llm.local import LocalEndpoint
 from sm_llm.ray import COLUMNS, SageMakerMapper
 
 
+# Once, on botocore: starting Ray takes seconds; the mapper itself runs on each transport below.
 def test_map_batches_through_actors(local_endpoint: LocalEndpoint) -> None:
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'sm-llm[ray]'; no wheel for every Python)")
     llm = SageMakerLLM(endpoint_name="tgi", endpoint_url=local_endpoint.url, region_name="us-east-1", max_retries=0)
@@ -37,9 +38,9 @@ def test_map_batches_through_actors(local_endpoint: LocalEndpoint) -> None:
     assert sorted(json.loads(r.body)["inputs"] for r in local_endpoint.requests[1:]) == sorted(f"doc {i}" for i in range(12))
 
 
-def test_mapper_without_ray_keeps_row_order_and_drops_missing_values(local_endpoint: LocalEndpoint) -> None:
+def test_mapper_without_ray_keeps_row_order_and_drops_missing_values(make_llm: Any) -> None:
     """The mapper is a plain callable: a batch (dict of columns) in, the output columns out."""
-    llm = SageMakerLLM(endpoint_name="mme", endpoint_url=local_endpoint.url, region_name="us-east-1", max_retries=0)
+    llm = make_llm("mme")
     mapper = SageMakerMapper(llm, concurrency=2)
     out = mapper({"id": [1, 2, 3], "prompt": ["a", "b", "c"], "target_model": ["model-b.tar.gz", None, "model-b.tar.gz"]})
     assert out["id"] == [1, 2, 3] and out["output"] == ["B: a", None, "B: c"]

@@ -8,6 +8,7 @@ A block is picked by the comment just above it:
 - ``<!-- tested: python[; prints: TEXT] -->``: saved to a file and run by ``python``.
 
 The one change made to the text: port 8080 becomes a free port (another run may hold 8080).
+They run once, as written: the README's text names no transport (the default, botocore).
 The environment is a fresh shell's: ``PATH`` (this interpreter's ``bin`` first, where
 ``sm-llm`` is), ``HOME`` an empty directory (no ``~/.aws``), no ``AWS_*`` variable.
 """

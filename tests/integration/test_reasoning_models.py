@@ -35,10 +35,12 @@ def reasoning_ep() -> Iterator[LocalEndpoint]:
         yield endpoint
 
 
-def _chat(ep: LocalEndpoint, endpoint: str, ask: dict[str, Any] | None = None, **fields: Any) -> ChatSageMaker:
+def _chat(
+    ep: LocalEndpoint, transport: str, endpoint: str, ask: dict[str, Any] | None = None, **fields: Any
+) -> ChatSageMaker:
     return ChatSageMaker(
         endpoint_name=endpoint, endpoint_url=ep.url, region_name="us-east-1", max_retries=0,
-        model_kwargs=dict(ASKS[0] if ask is None else ask), **fields,
+        model_kwargs=dict(ASKS[0] if ask is None else ask), transport=transport, **fields,
     )
 
 
@@ -60,9 +62,9 @@ def _same_message(streamed: BaseMessageChunk, whole: AIMessage) -> None:
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 @pytest.mark.parametrize("ask", ASKS, ids=["reasoning_effort", "enable_thinking"])
 def test_whole_reply_reasoning_block_first_and_text_is_the_answer_only(
-    reasoning_ep: LocalEndpoint, endpoint: str, ask: dict[str, Any]
+    reasoning_ep: LocalEndpoint, sm_transport: str, endpoint: str, ask: dict[str, Any]
 ) -> None:
-    message = _chat(reasoning_ep, endpoint, ask).invoke(PROMPT)
+    message = _chat(reasoning_ep, sm_transport, endpoint, ask).invoke(PROMPT)
     assert message.content == ANSWER and message.text == ANSWER
     assert message.additional_kwargs["reasoning_content"] == REASONING
     assert message.content_blocks == [
@@ -72,8 +74,8 @@ def test_whole_reply_reasoning_block_first_and_text_is_the_answer_only(
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-def test_streamed_chunks_add_up_to_the_whole_message(reasoning_ep: LocalEndpoint, endpoint: str) -> None:
-    chat = _chat(reasoning_ep, endpoint)
+def test_streamed_chunks_add_up_to_the_whole_message(reasoning_ep: LocalEndpoint, sm_transport: str, endpoint: str) -> None:
+    chat = _chat(reasoning_ep, sm_transport, endpoint)
     chunks = list(chat.stream(PROMPT))
     reasoning_at = [i for i, c in enumerate(chunks) if c.additional_kwargs.get("reasoning_content")]
     text_at = [i for i, c in enumerate(chunks) if c.content]
@@ -85,23 +87,23 @@ def test_streamed_chunks_add_up_to_the_whole_message(reasoning_ep: LocalEndpoint
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-async def test_async_whole_and_streamed(reasoning_ep: LocalEndpoint, endpoint: str) -> None:
-    chat = _chat(reasoning_ep, endpoint)
+async def test_async_whole_and_streamed(reasoning_ep: LocalEndpoint, sm_transport: str, endpoint: str) -> None:
+    chat = _chat(reasoning_ep, sm_transport, endpoint)
     whole = await chat.ainvoke(PROMPT)
     assert whole.additional_kwargs["reasoning_content"] == REASONING and whole.content == ANSWER
     _same_message(_sum([chunk async for chunk in chat.astream(PROMPT)]), whole)
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-def test_streaming_true_invoke_keeps_the_reasoning(reasoning_ep: LocalEndpoint, endpoint: str) -> None:
-    message = _chat(reasoning_ep, endpoint, streaming=True).invoke(PROMPT)
+def test_streaming_true_invoke_keeps_the_reasoning(reasoning_ep: LocalEndpoint, sm_transport: str, endpoint: str) -> None:
+    message = _chat(reasoning_ep, sm_transport, endpoint, streaming=True).invoke(PROMPT)
     assert [b["type"] for b in message.content_blocks] == ["reasoning", "text"]
     assert (message.content, message.additional_kwargs["reasoning_content"]) == (ANSWER, REASONING)
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-def test_tool_calls_after_reasoning_whole_and_streamed(reasoning_ep: LocalEndpoint, endpoint: str) -> None:
-    tools = _chat(reasoning_ep, endpoint).bind_tools([get_weather], tool_choice="get_weather")
+def test_tool_calls_after_reasoning_whole_and_streamed(reasoning_ep: LocalEndpoint, sm_transport: str, endpoint: str) -> None:
+    tools = _chat(reasoning_ep, sm_transport, endpoint).bind_tools([get_weather], tool_choice="get_weather")
     whole = tools.invoke("weather in Paris")
     expected = [{"name": "get_weather", "args": {"city": "weather in Paris"}, "type": "tool_call"}]
     assert [{k: v for k, v in c.items() if k != "id"} for c in whole.tool_calls] == expected
@@ -113,25 +115,25 @@ def test_tool_calls_after_reasoning_whole_and_streamed(reasoning_ep: LocalEndpoi
     _same_message(streamed, whole)
 
 
-async def test_async_tool_calls_after_reasoning(reasoning_ep: LocalEndpoint) -> None:
-    tools = _chat(reasoning_ep, "vllm-old").bind_tools([get_weather], tool_choice="get_weather")
+async def test_async_tool_calls_after_reasoning(reasoning_ep: LocalEndpoint, sm_transport: str) -> None:
+    tools = _chat(reasoning_ep, sm_transport, "vllm-old").bind_tools([get_weather], tool_choice="get_weather")
     streamed = _sum([chunk async for chunk in tools.astream("weather in Paris")])
     assert streamed.tool_calls[0]["args"] == {"city": "weather in Paris"}  # type: ignore[attr-defined]
     assert streamed.additional_kwargs["reasoning_content"] == 'Let me think about "weather in Paris".'
 
 
-def test_no_reasoning_unless_asked(reasoning_ep: LocalEndpoint) -> None:
-    chat = _chat(reasoning_ep, "vllm", ask={})
+def test_no_reasoning_unless_asked(reasoning_ep: LocalEndpoint, sm_transport: str) -> None:
+    chat = _chat(reasoning_ep, sm_transport, "vllm", ask={})
     message = chat.invoke(PROMPT)
     assert message.additional_kwargs == {} and message.content_blocks == [{"type": "text", "text": ANSWER}]
     assert all("reasoning_content" not in c.additional_kwargs for c in chat.stream(PROMPT))
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-def test_llm_text_is_the_answer_only(reasoning_ep: LocalEndpoint, endpoint: str) -> None:
+def test_llm_text_is_the_answer_only(reasoning_ep: LocalEndpoint, sm_transport: str, endpoint: str) -> None:
     llm = SageMakerLLM(
         endpoint_name=endpoint, endpoint_url=reasoning_ep.url, region_name="us-east-1",
-        content_handler="openai", model_kwargs=ASKS[0], max_retries=0,
+        content_handler="openai", model_kwargs=ASKS[0], max_retries=0, transport=sm_transport,
     )
     assert llm.invoke(PROMPT) == ANSWER
     assert "".join(llm.stream(PROMPT)) == ANSWER

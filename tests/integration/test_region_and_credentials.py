@@ -1,6 +1,6 @@
 """Region and credentials as a request really carries them (the SigV4 credential scope the
 local endpoint received): ``AWS_REGION`` honoured by the CLI, the boto3 client and the
-aiobotocore client; a loopback endpoint reached with nothing configured."""
+aiobotocore client, and on the httpx transport; a loopback endpoint reached with nothing configured."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import pytest
 
 from sm_llm import ChatSageMaker, SageMakerLLM
 from sm_llm.cli import main
-from sm_llm.transports import aws
 
 
 def _scope(local_endpoint: Any) -> str:
@@ -24,7 +23,7 @@ def _scope(local_endpoint: Any) -> str:
 
 def test_cli_honours_aws_region(
     local_endpoint: Any, fresh_env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], sm_transport: str,
 ) -> None:
     """In process, in the fresh shell's environment (no AWS variable but these, empty HOME)."""
     for name in [name for name in os.environ if name.startswith("AWS_")]:
@@ -32,13 +31,13 @@ def test_cli_honours_aws_region(
     monkeypatch.setenv("HOME", fresh_env["HOME"])
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", local_endpoint.url)
-    code = main(["invoke", "--endpoint", "tgi", "hello there"])
+    code = main(["invoke", "--endpoint", "tgi", "--transport", sm_transport, "hello there"])
     assert (code, *capsys.readouterr()) == (0, "Echo: hello there\n", "")
     assert _scope(local_endpoint).split("/")[2] == "eu-west-1"
 
 
 def test_console_script_in_a_fresh_shell_signs_with_the_local_defaults(
-    local_endpoint: Any, fresh_env: dict[str, str]
+    local_endpoint: Any, fresh_env: dict[str, str], sm_transport: str
 ) -> None:
     """The one real process of the CLI's tests: the installed ``sm-llm`` script, found on the
     fresh shell's PATH, streaming; everything else runs ``main(argv)`` in process."""
@@ -46,7 +45,7 @@ def test_console_script_in_a_fresh_shell_signs_with_the_local_defaults(
     script = shutil.which("sm-llm", path=env["PATH"])
     assert script is not None, "the sm-llm console script is not installed beside the interpreter"
     result = subprocess.run(
-        [script, "invoke", "--stream", "--endpoint", "tgi", "hello there"],
+        [script, "invoke", "--stream", "--endpoint", "tgi", "--transport", sm_transport, "hello there"],
         capture_output=True, text=True, timeout=60, env=env,
     )
     assert (result.returncode, result.stdout, result.stderr) == (0, "Echo: hello there\n", "")
@@ -55,24 +54,20 @@ def test_console_script_in_a_fresh_shell_signs_with_the_local_defaults(
     assert local_endpoint.requests[-1].operation == "InvokeEndpointWithResponseStream"
 
 
-@pytest.mark.parametrize("transport", ["aio", "threads"])
 async def test_aws_region_ahead_of_aws_default_region(
-    local_endpoint: Any, monkeypatch: pytest.MonkeyPatch, transport: str
+    local_endpoint: Any, monkeypatch: pytest.MonkeyPatch, sm_transport: str, async_path: str
 ) -> None:
     """The suite sets AWS_DEFAULT_REGION=us-east-1; AWS_REGION wins, sync and async."""
-    if transport == "threads":
-        monkeypatch.setattr(aws, "AIO_AVAILABLE", False)
-    else:
-        assert aws.AIO_AVAILABLE, "the aio extra must be installed for the test suite"
     monkeypatch.setenv("AWS_REGION", "eu-west-2")
-    llm = SageMakerLLM(endpoint_name="tgi", content_handler="tgi", endpoint_url=local_endpoint.url)
+    llm = SageMakerLLM(endpoint_name="tgi", content_handler="tgi", endpoint_url=local_endpoint.url,
+                       transport=sm_transport)
     assert await llm.ainvoke("a") == "Echo: a"
     assert _scope(local_endpoint).split("/")[2] == "eu-west-2"
     assert llm.invoke("b") == "Echo: b"
     assert _scope(local_endpoint).split("/")[2] == "eu-west-2"
     await llm.aclose()
     chat = ChatSageMaker(endpoint_name="openai", content_handler="openai", endpoint_url=local_endpoint.url,
-                         region_name="ap-south-1")
+                         region_name="ap-south-1", transport=sm_transport)
     assert "".join([str(c.content) async for c in chat.astream("c")]) == "Echo: c"
     assert _scope(local_endpoint).split("/")[2] == "ap-south-1"  # the field beats the environment
     await chat.aclose()

@@ -52,13 +52,13 @@ def cold_ep(cold_ep_session: LocalEndpoint) -> LocalEndpoint:
     return cold_ep_session
 
 
-def _fields(ep: LocalEndpoint, component: str, **fields: Any) -> dict[str, Any]:
+def _fields(ep: LocalEndpoint, transport: str, component: str, **fields: Any) -> dict[str, Any]:
     return {"endpoint_name": "ics", "inference_component_name": component, "endpoint_url": ep.url,
-            "region_name": "us-east-1", **fields}
+            "region_name": "us-east-1", "transport": transport, **fields}
 
 
-def _chat(ep: LocalEndpoint, component: str, **fields: Any) -> ChatSageMaker:
-    return ChatSageMaker(**_fields(ep, component, content_handler="openai", **fields))
+def _chat(ep: LocalEndpoint, transport: str, component: str, **fields: Any) -> ChatSageMaker:
+    return ChatSageMaker(**_fields(ep, transport, component, content_handler="openai", **fields))
 
 
 def _reached(ep: LocalEndpoint) -> int:
@@ -68,8 +68,8 @@ def _reached(ep: LocalEndpoint) -> int:
 # -- cold_start_timeout unset: raise at once -------------------------------------------------
 
 
-def test_unset_no_capacity_raises_at_once_despite_max_retries(cold_ep: LocalEndpoint) -> None:
-    chat = _chat(cold_ep, "chat-n", max_retries=5)
+def test_unset_no_capacity_raises_at_once_despite_max_retries(cold_ep: LocalEndpoint, sm_transport: str) -> None:
+    chat = _chat(cold_ep, sm_transport, "chat-n", max_retries=5)
     with pytest.raises(NoCapacityError, match="has no capacity") as info:
         chat.invoke("hello")
     assert info.value.is_retryable  # LangChain retry policies may still choose to retry it
@@ -80,17 +80,17 @@ def test_unset_no_capacity_raises_at_once_despite_max_retries(cold_ep: LocalEndp
     assert chat.invoke("hello").content == "Echo: hello"  # scaled up after COLD_N requests
 
 
-async def test_unset_async_raises_at_once(cold_ep: LocalEndpoint) -> None:
+async def test_unset_async_raises_at_once(cold_ep: LocalEndpoint, sm_transport: str) -> None:
     with pytest.raises(NoCapacityError):
-        await _chat(cold_ep, "chat-never").ainvoke("hello")
+        await _chat(cold_ep, sm_transport, "chat-never").ainvoke("hello")
     assert _reached(cold_ep) == 1
 
 
-def test_unset_llm_and_embeddings_raise_at_once(cold_ep: LocalEndpoint) -> None:
+def test_unset_llm_and_embeddings_raise_at_once(cold_ep: LocalEndpoint, sm_transport: str) -> None:
     with pytest.raises(NoCapacityError):
-        SageMakerLLM(**_fields(cold_ep, "tgi-n")).invoke("hello")
+        SageMakerLLM(**_fields(cold_ep, sm_transport, "tgi-n")).invoke("hello")
     with pytest.raises(NoCapacityError):
-        SageMakerEmbeddings(**_fields(cold_ep, "tei-n", content_handler="tei")).embed_query("hello")
+        SageMakerEmbeddings(**_fields(cold_ep, sm_transport, "tei-n", content_handler="tei")).embed_query("hello")
     assert _reached(cold_ep) == 2
 
 
@@ -98,9 +98,9 @@ def test_unset_llm_and_embeddings_raise_at_once(cold_ep: LocalEndpoint) -> None:
 
 
 def test_chat_waits_through_no_capacity_after_n_requests(
-    cold_ep: LocalEndpoint, caplog: pytest.LogCaptureFixture
+    cold_ep: LocalEndpoint, sm_transport: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    chat = _chat(cold_ep, "chat-n", cold_start_timeout=30, max_retries=0)
+    chat = _chat(cold_ep, sm_transport, "chat-n", cold_start_timeout=30, max_retries=0)
     with caplog.at_level(logging.INFO, logger="sm_llm"):
         message = chat.invoke("hello")
     assert message.content == "Echo: hello"
@@ -114,8 +114,8 @@ def test_chat_waits_through_no_capacity_after_n_requests(
     assert len(ids) == 1  # one logical request
 
 
-def test_chat_stream_waits_through_no_capacity_for_t_seconds(cold_ep: LocalEndpoint) -> None:
-    chat = _chat(cold_ep, "chat-t", cold_start_timeout=30)
+def test_chat_stream_waits_through_no_capacity_for_t_seconds(cold_ep: LocalEndpoint, sm_transport: str) -> None:
+    chat = _chat(cold_ep, sm_transport, "chat-t", cold_start_timeout=30)
     started = time.monotonic()
     chunks = list(chat.stream("hello"))
     assert time.monotonic() - started >= 0.6
@@ -124,8 +124,8 @@ def test_chat_stream_waits_through_no_capacity_for_t_seconds(cold_ep: LocalEndpo
     assert _reached(cold_ep) >= 2
 
 
-async def test_async_waits_through_no_capacity(cold_ep: LocalEndpoint) -> None:
-    chat = _chat(cold_ep, "chat-n", cold_start_timeout=30)
+async def test_async_waits_through_no_capacity(cold_ep: LocalEndpoint, sm_transport: str) -> None:
+    chat = _chat(cold_ep, sm_transport, "chat-n", cold_start_timeout=30)
     message = await chat.ainvoke("hello")
     assert message.content == "Echo: hello" and message.response_metadata["attempts"] == COLD_N + 1
     cold_ep.reset()
@@ -133,8 +133,8 @@ async def test_async_waits_through_no_capacity(cold_ep: LocalEndpoint) -> None:
     assert text == "Echo: hello" and _reached(cold_ep) == COLD_N + 1
 
 
-def test_gives_up_at_the_end_of_the_wait(cold_ep: LocalEndpoint) -> None:
-    chat = _chat(cold_ep, "chat-never", cold_start_timeout=0.5)
+def test_gives_up_at_the_end_of_the_wait(cold_ep: LocalEndpoint, sm_transport: str) -> None:
+    chat = _chat(cold_ep, sm_transport, "chat-never", cold_start_timeout=0.5)
     started = time.monotonic()
     with pytest.raises(NoCapacityError) as info:
         chat.invoke("hello")
@@ -143,27 +143,27 @@ def test_gives_up_at_the_end_of_the_wait(cold_ep: LocalEndpoint) -> None:
     assert any("cold_start_timeout=0.5" in note for note in info.value.__notes__)
 
 
-def test_cold_start_wait_is_not_cut_by_the_overall_timeout(cold_ep: LocalEndpoint) -> None:
-    chat = _chat(cold_ep, "chat-t", cold_start_timeout=30, timeout=0.3)
+def test_cold_start_wait_is_not_cut_by_the_overall_timeout(cold_ep: LocalEndpoint, sm_transport: str) -> None:
+    chat = _chat(cold_ep, sm_transport, "chat-t", cold_start_timeout=30, timeout=0.3)
     assert chat.invoke("hello").content == "Echo: hello"  # waited ~0.6 s, longer than timeout
 
 
-def test_waits_through_model_not_ready_beyond_max_retries(cold_ep: LocalEndpoint) -> None:
+def test_waits_through_model_not_ready_beyond_max_retries(cold_ep: LocalEndpoint, sm_transport: str) -> None:
     cold_ep.faults = FaultConfig(fail_next=["ModelNotReadyException"] * 3)
-    chat = _chat(cold_ep, "chat-warm", cold_start_timeout=30, max_retries=1)
+    chat = _chat(cold_ep, sm_transport, "chat-warm", cold_start_timeout=30, max_retries=1)
     message = chat.invoke("hello")
     assert message.response_metadata["retry_reasons"] == ["ModelNotReadyError"] * 3
 
 
-def test_unset_model_not_ready_keeps_its_max_retries(cold_ep: LocalEndpoint) -> None:
+def test_unset_model_not_ready_keeps_its_max_retries(cold_ep: LocalEndpoint, sm_transport: str) -> None:
     cold_ep.faults = FaultConfig(fail_next=["ModelNotReadyException"] * 4)
     with pytest.raises(ModelNotReadyError):
-        _chat(cold_ep, "chat-warm", max_retries=1).invoke("hello")
+        _chat(cold_ep, sm_transport, "chat-warm", max_retries=1).invoke("hello")
     assert _reached(cold_ep) == 2
 
 
-def test_llm_waits_through_no_capacity(cold_ep: LocalEndpoint) -> None:
-    llm = SageMakerLLM(**_fields(cold_ep, "tgi-n", cold_start_timeout=30, max_retries=0))
+def test_llm_waits_through_no_capacity(cold_ep: LocalEndpoint, sm_transport: str) -> None:
+    llm = SageMakerLLM(**_fields(cold_ep, sm_transport, "tgi-n", cold_start_timeout=30, max_retries=0))
     result = llm.generate(["hello"])
     assert result.generations[0][0].text.startswith("Echo: hello")
     assert result.generations[0][0].generation_info["attempts"] == COLD_N + 1  # type: ignore[index]
@@ -171,8 +171,8 @@ def test_llm_waits_through_no_capacity(cold_ep: LocalEndpoint) -> None:
     assert "".join(llm.stream("hello")).startswith("Echo: hello")
 
 
-async def test_embeddings_wait_through_no_capacity(cold_ep: LocalEndpoint) -> None:
-    embeddings = SageMakerEmbeddings(**_fields(cold_ep, "tei-n", content_handler="tei", cold_start_timeout=30))
+async def test_embeddings_wait_through_no_capacity(cold_ep: LocalEndpoint, sm_transport: str) -> None:
+    embeddings = SageMakerEmbeddings(**_fields(cold_ep, sm_transport, "tei-n", content_handler="tei", cold_start_timeout=30))
     vector = embeddings.embed_query("hello")
     assert vector and _reached(cold_ep) == COLD_N + 1
     cold_ep.reset()

@@ -18,13 +18,6 @@ from sm_llm.async_inference import AsyncInferenceConfig
 from sm_llm.errors import ConfigurationError
 from sm_llm.local import LocalEndpoint
 
-
-@pytest.fixture(params=["botocore", "httpx"])
-def sm_transport(request: pytest.FixtureRequest) -> str:
-    """Every adapter of this module is tested on both transports (see conftest.TRANSPORTS)."""
-    return str(request.param)
-
-
 CANARY = "canary-5b7c-secret"
 
 
@@ -132,11 +125,13 @@ def test_bad_fields_are_refused_at_construction(local_endpoint: Any, fields: dic
 
 
 @pytest.mark.parametrize("operation", ["invoke", "ainvoke", "stream"])
-def test_a_container_error_with_a_megabyte_body_gives_a_short_message(local_endpoint: Any, operation: str) -> None:
+def test_a_container_error_with_a_megabyte_body_gives_a_short_message(
+    local_endpoint: Any, operation: str, sm_transport: str
+) -> None:
     # The openai container quotes the bad value back: a 1 MB body inside a 424 ModelError.
     chat = ChatSageMaker(
         endpoint_name="openai", content_handler="openai", endpoint_url=local_endpoint.url, region_name="us-east-1",
-        max_retries=0, model_kwargs={"temperature": "x" * 1_000_000},
+        max_retries=0, model_kwargs={"temperature": "x" * 1_000_000}, transport=sm_transport,
     )
     with pytest.raises(e.ModelError) as info:
         if operation == "invoke":

@@ -92,13 +92,14 @@ def _check_stream(pieces: list[str], expected: str, error: BaseException | None,
     tally.errors[type(error).__name__] += 1
 
 
-async def run_soak(url: str, requests: int, seed: int, concurrency: int = 24) -> Tally:
+async def run_soak(url: str, requests: int, seed: int, concurrency: int = 24, transport: str = "botocore") -> Tally:
     """Run ``requests`` mixed calls (sync in threads, async on the loop) and tally them.
 
     The endpoint at ``url`` must serve async inference inline (no S3 input needed).
     """
     rng = random.Random(seed)
-    common: dict[str, Any] = {"endpoint_url": url, "region_name": "us-east-1", "max_retries": 3, "timeout": 20, "read_timeout": 10}
+    common: dict[str, Any] = {"endpoint_url": url, "region_name": "us-east-1", "max_retries": 3, "timeout": 20,
+                              "read_timeout": 10, "transport": transport}
     llm = SageMakerLLM(endpoint_name="tgi", content_handler="tgi", max_tokens=64, **common)
     jobs = llm.model_copy(update={"async_inference": AsyncInferenceConfig(
         inline_body=True, poll_interval=0.02, max_poll_interval=0.2, timeout=20,
