@@ -40,7 +40,7 @@ import pytest
 
 from sm_llm import ChatSageMaker, SageMakerLLM
 from sm_llm._adapter import TRANSPORTS as ADAPTER_TRANSPORTS
-from sm_llm.local import FaultConfig, LocalEndpoint
+from sm_llm.local import FaultConfig, LocalEndpoint, LocalNotifications, LocalS3, S3AsyncBackend
 from sm_llm.transports import aws
 
 
@@ -147,3 +147,41 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (built,) = dist.glob("sm_llm-*.whl")
     return built
+
+
+# -- asynchronous inference with notifications (modules that use these importorskip moto) --
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[LocalS3]:
+    """A moto server (S3, SNS, SQS) for the module."""
+    with LocalS3() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def notes(moto: LocalS3, request: pytest.FixtureRequest) -> LocalNotifications:
+    """SNS topics and an SQS queue on ``moto``, named after the module."""
+    return LocalNotifications(moto.url, prefix=request.module.__name__.rsplit(".", 1)[-1].replace("_", "-"))
+
+
+def drain(notes: LocalNotifications) -> None:
+    """Delete whatever an earlier test left in the queue (bounded)."""
+    for _ in range(50):
+        reply = notes._sqs.receive_message(QueueUrl=notes.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+        messages = reply.get("Messages", [])
+        if not messages:
+            return
+        for message in messages:
+            notes._sqs.delete_message(QueueUrl=notes.queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@pytest.fixture
+def backend(moto: LocalS3, notes: LocalNotifications, local_endpoint: LocalEndpoint) -> Iterator[S3AsyncBackend]:
+    """The local endpoint's async backend on ``moto``, publishing to ``notes``; the queue
+    starts empty."""
+    running = S3AsyncBackend(moto.url, notifications=notes)
+    local_endpoint.async_backend = running
+    drain(notes)
+    yield running
+    running.close()
+    local_endpoint.async_backend = None

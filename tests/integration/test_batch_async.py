@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +29,6 @@ from sm_llm.errors import ConfigurationError
 from sm_llm.local import LocalEndpoint, LocalNotifications, LocalS3, S3AsyncBackend
 
 pytest.importorskip("moto.server")
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[LocalS3]:
-    with LocalS3() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def notes(moto: LocalS3) -> LocalNotifications:
-    return LocalNotifications(moto.url, prefix="batch-async-tests")
-
-
-@pytest.fixture
-def backend(moto: LocalS3, notes: LocalNotifications, local_endpoint: LocalEndpoint) -> Iterator[S3AsyncBackend]:
-    running = S3AsyncBackend(moto.url, notifications=notes)
-    local_endpoint.async_backend = running
-    yield running
-    running.close()
-    local_endpoint.async_backend = None
 
 
 def _config(moto: LocalS3, **extra: Any) -> AsyncInferenceConfig:

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,37 +31,6 @@ from sm_llm.errors import AsyncInferenceError
 from sm_llm.local import LocalEndpoint, LocalNotifications, LocalS3, S3AsyncBackend
 
 pytest.importorskip("moto.server")
-
-
-@pytest.fixture(scope="module")
-def moto() -> Iterator[LocalS3]:
-    with LocalS3() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def notes(moto: LocalS3) -> LocalNotifications:
-    return LocalNotifications(moto.url, prefix="ledger-tests")
-
-
-@pytest.fixture
-def backend(moto: LocalS3, notes: LocalNotifications, local_endpoint: LocalEndpoint) -> Iterator[S3AsyncBackend]:
-    running = S3AsyncBackend(moto.url, notifications=notes)
-    local_endpoint.async_backend = running
-    _drain(notes)
-    yield running
-    running.close()
-    local_endpoint.async_backend = None
-
-
-def _drain(notes: LocalNotifications) -> None:
-    for _ in range(50):
-        reply = notes._sqs.receive_message(QueueUrl=notes.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
-        messages = reply.get("Messages", [])
-        if not messages:
-            return
-        for message in messages:
-            notes._sqs.delete_message(QueueUrl=notes.queue_url, ReceiptHandle=message["ReceiptHandle"])
 
 
 def _queued(notes: LocalNotifications) -> list[dict[str, Any]]:
