@@ -52,6 +52,9 @@ class IdHashes:
         self._items = array("Q")
         self._sorted = True
 
+    def __len__(self) -> int:
+        return len(self._items)
+
     def add(self, key: str) -> None:
         self._items.append(id_hash(key))
         self._sorted = False
@@ -249,6 +252,11 @@ def read_done(path: Path) -> IdHashes:
     return done
 
 
+# What ``json.dumps(line, ensure_ascii=False, default=str)`` builds on every call (the same
+# bytes); the encoder keeps no state between calls.
+_LINE = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
 class LineWriter:
     """Whole lines appended with unbuffered writes: a kill leaves whole lines (or a torn
     last one that resume cuts off)."""
@@ -261,7 +269,7 @@ class LineWriter:
             raise ConfigurationError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
     def write(self, line: Mapping[str, Any]) -> None:
-        data = memoryview((json.dumps(line, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
+        data = memoryview((_LINE.encode(line) + "\n").encode("utf-8"))
         while data:
             data = data[os.write(self.fd, data):]
 

@@ -217,6 +217,10 @@ class _Run:
 
     def pending(self) -> Iterator[Record]:
         seen, done = self.seen, self.done
+        if seen is None and not done:  # checked already, nothing to skip: every record goes
+            for _, record in self.source:
+                yield record
+            return
         for where, record in self.source:
             key = check_shape(record, where) if seen is not None else record_key(record, where)
             if seen is not None:
