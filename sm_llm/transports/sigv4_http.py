@@ -41,6 +41,9 @@ _C = TypeVar("_C", "httpx.Client", "httpx.AsyncClient")
 SIGNING_NAME = "sagemaker"
 """The service model's ``signingName``."""
 _PATHS = {INVOKE: "invocations", STREAM: "invocations-response-stream", ASYNC: "async-invocations"}
+_URL_CACHE = 256
+"""Request URLs kept (per endpoint name and operation): a bound for callers that vary the
+endpoint per call."""
 ERROR_REPLY_LIMIT = 8 * 1024 * 1024
 """Bytes of a service error reply read. botocore reads one whole; it must be whole to parse
 (a ``ModelError`` quotes the container's body, which may be megabytes, and its modeled
@@ -69,6 +72,25 @@ class _Setup:
     service_model: Any
 
 
+class _Signable:
+    """The parts of a botocore ``AWSRequest`` that ``SigV4Auth.add_auth`` reads and writes
+    (it adds ``X-Amz-Date``, ``X-Amz-Security-Token`` and ``Authorization`` to ``headers``),
+    without ``AWSRequest``'s email-message header map: the same signature, for less CPU.
+    ``headers`` holds the service model's header names, none of which the signer writes
+    in another case."""
+
+    __slots__ = ("body", "context", "data", "headers", "method", "params", "stream_output", "url")
+
+    def __init__(self, url: str, headers: dict[str, str], body: bytes) -> None:
+        self.method = "POST"
+        self.url = url
+        self.headers = headers
+        self.body = self.data = body
+        self.params: dict[str, str] = {}
+        self.context: dict[str, Any] = {}
+        self.stream_output = False
+
+
 def _operation(service_model: Any, name: str) -> _Operation:
     model = service_model.operation_model(name)
 
@@ -90,6 +112,8 @@ class SigV4HttpTransport(HttpTransport):
         self._aws = BotocoreTransport(settings)
         self._setup_lock = threading.Lock()
         self._setup: _Setup | None = None
+        self._urls: dict[tuple[str, str], str] = {}
+        self._sigv4: Any = None  # botocore SigV4Auth, see _signer
 
     def _prepared(self, client: _C) -> _C:
         # boto3 sends no Accept unless asked, and asks for no compression
@@ -119,21 +143,19 @@ class SigV4HttpTransport(HttpTransport):
 
     def request(self, operation: str, params: dict[str, Any]) -> tuple[str, dict[str, str], bytes]:
         """(URL, signed headers, body) of ``operation`` with the boto3 keyword ``params``."""
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-
         setup = self.setup()
         op = setup.operations[operation]
         endpoint = params.get("EndpointName")
         if not endpoint:
             raise e.ConfigurationError(f"{operation}: EndpointName is required")
-        url = f"{setup.endpoint_url}/endpoints/{quote(str(endpoint), safe='')}/{op.path}"
+        url = self._url(setup, str(endpoint), op.path)
         headers = {
             header: str(params[member]) for member, header in op.request_headers if params.get(member) is not None
         }
         body = params.get("Body", b"")
         if isinstance(body, str):
             body = body.encode("utf-8")
+        body = bytes(body)
         with mapped(operation, str(endpoint)):
             try:
                 frozen = setup.credentials.get_frozen_credentials()
@@ -142,9 +164,28 @@ class SigV4HttpTransport(HttpTransport):
                     f"cannot refresh the AWS credentials: {type(exc).__name__}: {e.snippet(str(exc))}",
                     field="credentials_profile_name",
                 ) from exc
-            aws_request = AWSRequest(method="POST", url=url, data=body, headers=headers)
-            SigV4Auth(frozen, SIGNING_NAME, setup.region).add_auth(aws_request)
-        return url, dict(aws_request.headers.items()), bytes(body)
+            signable = _Signable(url, headers, body)
+            self._signer(frozen, setup.region).add_auth(signable)
+        return url, signable.headers, body
+
+    def _url(self, setup: _Setup, endpoint: str, path: str) -> str:
+        key = (endpoint, path)
+        url = self._urls.get(key)
+        if url is None:
+            if len(self._urls) >= _URL_CACHE:
+                self._urls.clear()
+            url = self._urls[key] = f"{setup.endpoint_url}/endpoints/{quote(endpoint, safe='')}/{path}"
+        return url
+
+    def _signer(self, frozen: Any, region: str) -> Any:
+        """botocore's ``SigV4Auth`` for these frozen credentials (made again when they
+        change: a refreshable chain hands out new ones when botocore refreshes them)."""
+        signer = self._sigv4
+        if signer is None or signer.credentials != frozen:
+            from botocore.auth import SigV4Auth
+
+            signer = self._sigv4 = SigV4Auth(frozen, SIGNING_NAME, region)
+        return signer
 
     @staticmethod
     def _where(operation: str, params: dict[str, Any]) -> str:
