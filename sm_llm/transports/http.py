@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 _C = TypeVar("_C", "httpx.Client", "httpx.AsyncClient")
 
-__all__ = ["ERROR_BODY_LIMIT", "POOL_SHARD", "HttpTransport", "http_errors", "status_error"]
+__all__ = ["ERROR_BODY_LIMIT", "POOL_SHARD", "URL_CACHE", "HttpTransport", "http_errors", "status_error"]
 
 ERROR_BODY_LIMIT = 65_536
 """Bytes of an error reply read (the rest is dropped with the connection)."""
@@ -40,6 +40,9 @@ connections, and for each idle one all of them again, whenever a request starts 
 with 1,000. A larger ``max_connections`` is split over several ``AsyncClient`` pools of at
 most this many connections (together exactly ``max_connections``); each request goes to
 the one with the most free connections."""
+
+URL_CACHE = 256
+"""Parsed request URLs kept per transport: a bound for callers that vary the URL per call."""
 
 _BY_STATUS: dict[int, type[e.SageMakerError]] = {
     401: e.AuthenticationError,
@@ -104,6 +107,7 @@ class HttpTransport:
         self.settings = settings
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
+        self._urls: dict[str, httpx.URL] = {}
         self._aclients = AsyncClients(self._create_async, close="aclose")
 
     def __repr__(self) -> str:
@@ -185,7 +189,7 @@ class HttpTransport:
         """
         with http_errors(where):
             client = self.client()
-            request = _request(client, url, headers, content, self.timeouts(timeout))
+            request = _request(client, self._parsed(url), headers, content, self.timeouts(timeout))
             transport = client._transport_for_url(request.url)  # httpx's mount (proxy) choice
             response = transport.handle_request(request)
             response.request = request
@@ -203,7 +207,20 @@ class HttpTransport:
         """Async :meth:`send`."""
         with http_errors(where):
             shards: _Shards = await self._aclients.get(self.settings)
-            return await shards.send(url, headers, content, self.timeouts(timeout), stream=stream)
+            return await shards.send(self._parsed(url), headers, content, self.timeouts(timeout), stream=stream)
+
+    def _parsed(self, url: str | httpx.URL) -> httpx.URL:
+        """``url`` parsed once (httpx parses a string URL on every request)."""
+        import httpx
+
+        if isinstance(url, httpx.URL):
+            return url
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= URL_CACHE:
+                self._urls.clear()
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
 
     def read(self, response: httpx.Response, *, where: str, deadline: float | None = None,
              limit: int | None = None) -> bytes:
@@ -273,8 +290,13 @@ def _request(client: httpx.Client | httpx.AsyncClient, url: str | httpx.URL, hea
     ``headers``; no cookies (the jar is never filled, see :meth:`HttpTransport.send`)."""
     import httpx
 
-    merged = httpx.Headers(client.headers)
-    merged.update(headers)
+    defaults = client.headers.raw  # [(name as given, value)], few
+    if {name.lower() for name, _ in defaults}.isdisjoint(name.lower().encode("ascii") for name in headers):
+        # what httpx's header merge gives when nothing is overridden, without rebuilding it
+        merged: Any = [*defaults, *((name.encode("ascii"), value.encode("ascii")) for name, value in headers.items())]
+    else:
+        merged = httpx.Headers(client.headers)
+        merged.update(headers)
     return httpx.Request("POST", url, headers=merged, content=content, extensions={"timeout": timeout.as_dict()})
 
 

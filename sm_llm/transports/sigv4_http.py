@@ -28,7 +28,7 @@ from sm_llm.transports.base import InvokeResult, QueueMessage, S3Object, StreamR
 from sm_llm.transports.bearer import credentials_for
 from sm_llm.transports.clients import ClientSettings, no_credentials_error, resolve_settings
 from sm_llm.transports.eventstream import EventStreamDecoder, stream_error
-from sm_llm.transports.http import ERROR_BODY_LIMIT, HttpTransport
+from sm_llm.transports.http import ERROR_BODY_LIMIT, URL_CACHE, HttpTransport
 from sm_llm.transports.mapping import client_error, mapped
 
 if TYPE_CHECKING:
@@ -41,9 +41,6 @@ _C = TypeVar("_C", "httpx.Client", "httpx.AsyncClient")
 SIGNING_NAME = "sagemaker"
 """The service model's ``signingName``."""
 _PATHS = {INVOKE: "invocations", STREAM: "invocations-response-stream", ASYNC: "async-invocations"}
-_URL_CACHE = 256
-"""Request URLs kept (per endpoint name and operation): a bound for callers that vary the
-endpoint per call."""
 ERROR_REPLY_LIMIT = 8 * 1024 * 1024
 """Bytes of a service error reply read. botocore reads one whole; it must be whole to parse
 (a ``ModelError`` quotes the container's body, which may be megabytes, and its modeled
@@ -112,7 +109,7 @@ class SigV4HttpTransport(HttpTransport):
         self._aws = BotocoreTransport(settings)
         self._setup_lock = threading.Lock()
         self._setup: _Setup | None = None
-        self._urls: dict[tuple[str, str], str] = {}
+        self._targets: dict[tuple[str, str], tuple[str, str]] = {}  # see _target
         self._sigv4: Any = None  # botocore SigV4Auth, see _signer
 
     def _prepared(self, client: _C) -> _C:
@@ -148,7 +145,6 @@ class SigV4HttpTransport(HttpTransport):
         endpoint = params.get("EndpointName")
         if not endpoint:
             raise e.ConfigurationError(f"{operation}: EndpointName is required")
-        url = self._url(setup, str(endpoint), op.path)
         headers = {
             header: str(params[member]) for member, header in op.request_headers if params.get(member) is not None
         }
@@ -164,18 +160,25 @@ class SigV4HttpTransport(HttpTransport):
                     f"cannot refresh the AWS credentials: {type(exc).__name__}: {e.snippet(str(exc))}",
                     field="credentials_profile_name",
                 ) from exc
+            signer = self._signer(frozen, setup.region)
+            url, host = self._target(setup, str(endpoint), op.path, signer)
+            headers["host"] = host  # spares the signer parsing the URL twice per call
             signable = _Signable(url, headers, body)
-            self._signer(frozen, setup.region).add_auth(signable)
-        return url, signable.headers, body
+            signer.add_auth(signable)
+            del headers["host"]  # httpx sends it (the same value) from the URL
+        return url, headers, body
 
-    def _url(self, setup: _Setup, endpoint: str, path: str) -> str:
+    def _target(self, setup: _Setup, endpoint: str, path: str, signer: Any) -> tuple[str, str]:
+        """The request URL and its signed ``host`` value, as botocore's signer derives it."""
         key = (endpoint, path)
-        url = self._urls.get(key)
-        if url is None:
-            if len(self._urls) >= _URL_CACHE:
-                self._urls.clear()
-            url = self._urls[key] = f"{setup.endpoint_url}/endpoints/{quote(endpoint, safe='')}/{path}"
-        return url
+        target = self._targets.get(key)
+        if target is None:
+            if len(self._targets) >= URL_CACHE:
+                self._targets.clear()
+            url = f"{setup.endpoint_url}/endpoints/{quote(endpoint, safe='')}/{path}"
+            host = str(signer.headers_to_sign(_Signable(url, {}, b""))["host"])
+            target = self._targets[key] = (url, host)
+        return target
 
     def _signer(self, frozen: Any, region: str) -> Any:
         """botocore's ``SigV4Auth`` for these frozen credentials (made again when they
