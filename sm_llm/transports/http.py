@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 _C = TypeVar("_C", "httpx.Client", "httpx.AsyncClient")
 
-__all__ = ["ERROR_BODY_LIMIT", "POOL_SHARD", "HttpTransport", "http_errors", "status_error"]
+__all__ = ["ERROR_BODY_LIMIT", "POOL_SHARD", "URL_CACHE", "HttpTransport", "http_errors", "status_error"]
 
 ERROR_BODY_LIMIT = 65_536
 """Bytes of an error reply read (the rest is dropped with the connection)."""
@@ -40,6 +40,9 @@ connections, and for each idle one all of them again, whenever a request starts 
 with 1,000. A larger ``max_connections`` is split over several ``AsyncClient`` pools of at
 most this many connections (together exactly ``max_connections``); each request goes to
 the one with the most free connections."""
+
+URL_CACHE = 256
+"""Parsed request URLs kept per transport: a bound for callers that vary the URL per call."""
 
 _BY_STATUS: dict[int, type[e.SageMakerError]] = {
     401: e.AuthenticationError,
@@ -104,6 +107,7 @@ class HttpTransport:
         self.settings = settings
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
+        self._urls: dict[str, httpx.URL] = {}
         self._aclients = AsyncClients(self._create_async, close="aclose")
 
     def __repr__(self) -> str:
@@ -172,27 +176,51 @@ class HttpTransport:
     # -- requests -------------------------------------------------------------------------
 
     def send(
-        self, url: str, *, headers: dict[str, str], content: bytes, timeout: float | None,
+        self, url: str | httpx.URL, *, headers: dict[str, str], content: bytes, timeout: float | None,
         stream: bool = False, where: str,
     ) -> httpx.Response:
-        """``POST`` ``content`` to ``url``; the response (its body unread when ``stream``)."""
+        """``POST`` ``content`` to ``url``; the response (its body unread when ``stream``).
+
+        The request goes straight to the client's connection pool (the transport httpx
+        mounts for ``url``: proxies from the environment apply), without ``Client.send``'s
+        per-request layers that these wires never use — auth flows, redirects (off), event
+        hooks (none) and the cookie jar: like boto3, no cookies are kept or sent. That layer
+        costs about as much CPU as the HTTP exchange itself on a keep-alive connection.
+        """
         with http_errors(where):
             client = self.client()
-            request = client.build_request(
-                "POST", url, headers=headers, content=content, timeout=self.timeouts(timeout)
-            )
-            return client.send(request, stream=stream)
+            request = _request(client, self._parsed(url), headers, content, self.timeouts(timeout))
+            transport = client._transport_for_url(request.url)  # httpx's mount (proxy) choice
+            response = transport.handle_request(request)
+            response.request = request
+            if not stream:
+                try:
+                    response.read()
+                finally:
+                    response.close()
+            return response
 
     async def asend(
-        self, url: str, *, headers: dict[str, str], content: bytes, timeout: float | None,
+        self, url: str | httpx.URL, *, headers: dict[str, str], content: bytes, timeout: float | None,
         stream: bool = False, where: str,
     ) -> httpx.Response:
         """Async :meth:`send`."""
         with http_errors(where):
             shards: _Shards = await self._aclients.get(self.settings)
-            return await shards.send(
-                "POST", url, headers=headers, content=content, timeout=self.timeouts(timeout), stream=stream
-            )
+            return await shards.send(self._parsed(url), headers, content, self.timeouts(timeout), stream=stream)
+
+    def _parsed(self, url: str | httpx.URL) -> httpx.URL:
+        """``url`` parsed once (httpx parses a string URL on every request)."""
+        import httpx
+
+        if isinstance(url, httpx.URL):
+            return url
+        parsed = self._urls.get(url)
+        if parsed is None:
+            if len(self._urls) >= URL_CACHE:
+                self._urls.clear()
+            parsed = self._urls[url] = httpx.URL(url)
+        return parsed
 
     def read(self, response: httpx.Response, *, where: str, deadline: float | None = None,
              limit: int | None = None) -> bytes:
@@ -256,6 +284,22 @@ class HttpTransport:
         self.close()
 
 
+def _request(client: httpx.Client | httpx.AsyncClient, url: str | httpx.URL, headers: dict[str, str],
+             content: bytes, timeout: httpx.Timeout) -> httpx.Request:
+    """A ``POST`` as ``client.build_request`` makes it: the client's default headers, then
+    ``headers``; no cookies (the jar is never filled, see :meth:`HttpTransport.send`)."""
+    import httpx
+
+    defaults = client.headers.raw  # [(name as given, value)], few
+    if {name.lower() for name, _ in defaults}.isdisjoint(name.lower().encode("ascii") for name in headers):
+        # what httpx's header merge gives when nothing is overridden, without rebuilding it
+        merged: Any = [*defaults, *((name.encode("ascii"), value.encode("ascii")) for name, value in headers.items())]
+    else:
+        merged = httpx.Headers(client.headers)
+        merged.update(headers)
+    return httpx.Request("POST", url, headers=merged, content=content, extensions={"timeout": timeout.as_dict()})
+
+
 def _shard_sizes(size: int) -> list[int]:
     """``size`` connections as pools of at most :data:`POOL_SHARD`, as even as possible."""
     count = -(-size // POOL_SHARD)
@@ -270,18 +314,28 @@ class _Shards:
         self.clients = clients
         self._free = list(sizes)
 
-    async def send(self, method: str, url: str, *, stream: bool, **options: Any) -> httpx.Response:
-        """Send on the pool with the most free connections; a streamed response holds its
-        connection until it is closed (read to the end, or ``aclose``)."""
+    async def send(
+        self, url: str | httpx.URL, headers: dict[str, str], content: bytes, timeout: httpx.Timeout, *,
+        stream: bool,
+    ) -> httpx.Response:
+        """``POST`` on the pool with the most free connections, as :meth:`HttpTransport.send`
+        does; a streamed response holds its connection until it is closed (read to the end,
+        or ``aclose``)."""
         import httpx
 
         free = self._free
         index = free.index(max(free)) if len(free) > 1 else 0
         client = self.clients[index]
-        request = client.build_request(method, url, **options)
+        request = _request(client, url, headers, content, timeout)
         free[index] -= 1
         try:
-            response = await client.send(request, stream=stream)
+            response = await client._transport_for_url(request.url).handle_async_request(request)
+            response.request = request
+            if not stream:
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
         except BaseException:
             free[index] += 1
             raise

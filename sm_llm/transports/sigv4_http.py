@@ -28,7 +28,7 @@ from sm_llm.transports.base import InvokeResult, QueueMessage, S3Object, StreamR
 from sm_llm.transports.bearer import credentials_for
 from sm_llm.transports.clients import ClientSettings, no_credentials_error, resolve_settings
 from sm_llm.transports.eventstream import EventStreamDecoder, stream_error
-from sm_llm.transports.http import ERROR_BODY_LIMIT, HttpTransport
+from sm_llm.transports.http import ERROR_BODY_LIMIT, URL_CACHE, HttpTransport
 from sm_llm.transports.mapping import client_error, mapped
 
 if TYPE_CHECKING:
@@ -69,6 +69,25 @@ class _Setup:
     service_model: Any
 
 
+class _Signable:
+    """The parts of a botocore ``AWSRequest`` that ``SigV4Auth.add_auth`` reads and writes
+    (it adds ``X-Amz-Date``, ``X-Amz-Security-Token`` and ``Authorization`` to ``headers``),
+    without ``AWSRequest``'s email-message header map: the same signature, for less CPU.
+    ``headers`` holds the service model's header names, none of which the signer writes
+    in another case."""
+
+    __slots__ = ("body", "context", "data", "headers", "method", "params", "stream_output", "url")
+
+    def __init__(self, url: str, headers: dict[str, str], body: bytes) -> None:
+        self.method = "POST"
+        self.url = url
+        self.headers = headers
+        self.body = self.data = body
+        self.params: dict[str, str] = {}
+        self.context: dict[str, Any] = {}
+        self.stream_output = False
+
+
 def _operation(service_model: Any, name: str) -> _Operation:
     model = service_model.operation_model(name)
 
@@ -90,6 +109,8 @@ class SigV4HttpTransport(HttpTransport):
         self._aws = BotocoreTransport(settings)
         self._setup_lock = threading.Lock()
         self._setup: _Setup | None = None
+        self._targets: dict[tuple[str, str], tuple[str, str]] = {}  # see _target
+        self._sigv4: Any = None  # botocore SigV4Auth, see _signer
 
     def _prepared(self, client: _C) -> _C:
         # boto3 sends no Accept unless asked, and asks for no compression
@@ -119,21 +140,18 @@ class SigV4HttpTransport(HttpTransport):
 
     def request(self, operation: str, params: dict[str, Any]) -> tuple[str, dict[str, str], bytes]:
         """(URL, signed headers, body) of ``operation`` with the boto3 keyword ``params``."""
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-
         setup = self.setup()
         op = setup.operations[operation]
         endpoint = params.get("EndpointName")
         if not endpoint:
             raise e.ConfigurationError(f"{operation}: EndpointName is required")
-        url = f"{setup.endpoint_url}/endpoints/{quote(str(endpoint), safe='')}/{op.path}"
         headers = {
             header: str(params[member]) for member, header in op.request_headers if params.get(member) is not None
         }
         body = params.get("Body", b"")
         if isinstance(body, str):
             body = body.encode("utf-8")
+        body = bytes(body)
         with mapped(operation, str(endpoint)):
             try:
                 frozen = setup.credentials.get_frozen_credentials()
@@ -142,9 +160,35 @@ class SigV4HttpTransport(HttpTransport):
                     f"cannot refresh the AWS credentials: {type(exc).__name__}: {e.snippet(str(exc))}",
                     field="credentials_profile_name",
                 ) from exc
-            aws_request = AWSRequest(method="POST", url=url, data=body, headers=headers)
-            SigV4Auth(frozen, SIGNING_NAME, setup.region).add_auth(aws_request)
-        return url, dict(aws_request.headers.items()), bytes(body)
+            signer = self._signer(frozen, setup.region)
+            url, host = self._target(setup, str(endpoint), op.path, signer)
+            headers["host"] = host  # spares the signer parsing the URL twice per call
+            signable = _Signable(url, headers, body)
+            signer.add_auth(signable)
+            del headers["host"]  # httpx sends it (the same value) from the URL
+        return url, headers, body
+
+    def _target(self, setup: _Setup, endpoint: str, path: str, signer: Any) -> tuple[str, str]:
+        """The request URL and its signed ``host`` value, as botocore's signer derives it."""
+        key = (endpoint, path)
+        target = self._targets.get(key)
+        if target is None:
+            if len(self._targets) >= URL_CACHE:
+                self._targets.clear()
+            url = f"{setup.endpoint_url}/endpoints/{quote(endpoint, safe='')}/{path}"
+            host = str(signer.headers_to_sign(_Signable(url, {}, b""))["host"])
+            target = self._targets[key] = (url, host)
+        return target
+
+    def _signer(self, frozen: Any, region: str) -> Any:
+        """botocore's ``SigV4Auth`` for these frozen credentials (made again when they
+        change: a refreshable chain hands out new ones when botocore refreshes them)."""
+        signer = self._sigv4
+        if signer is None or signer.credentials != frozen:
+            from botocore.auth import SigV4Auth
+
+            signer = self._sigv4 = SigV4Auth(frozen, SIGNING_NAME, region)
+        return signer
 
     @staticmethod
     def _where(operation: str, params: dict[str, Any]) -> str:

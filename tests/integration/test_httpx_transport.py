@@ -220,3 +220,47 @@ def test_refreshable_credentials_are_refreshed_as_boto3_does(
     tokens = [r.headers["x-amz-security-token"] for r in local_endpoint.requests]
     assert keys[0] != keys[1] and all(k.startswith("AKIDROTATE") for k in keys)
     assert [t.removeprefix("tok") for t in tokens] == [k.removeprefix("AKIDROTATE") for k in keys]
+
+
+def test_no_cookies_kept_or_sent_as_boto3() -> None:
+    """A reply's ``Set-Cookie`` is not sent back on the next request, sync or async (boto3
+    keeps no cookie jar; httpx's client would)."""
+    import http.server
+    import threading
+
+    cookies: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            cookies.append(self.headers.get("Cookie"))
+            self.send_response(200)
+            self.send_header("Set-Cookie", "session=abc; Path=/")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    transport = SigV4HttpTransport(_settings(f"http://127.0.0.1:{server.server_port}"))
+    try:
+        params = {"EndpointName": "tgi", "Body": b"{}", "ContentType": "application/json"}
+        for _ in range(2):
+            assert transport.invoke(dict(params), timeout=10).body == b"{}"
+
+        async def twice() -> None:
+            for _ in range(2):
+                assert (await transport.ainvoke(dict(params), timeout=10)).body == b"{}"
+            await transport.aclose()
+
+        asyncio.run(twice())
+    finally:
+        transport.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert cookies == [None] * 4
