@@ -24,7 +24,7 @@ from typing import Any
 
 from sm_llm.errors import ConfigurationError, ResponseParseError
 
-__all__ = ["MAX_CHARS", "MAX_DEPTH", "MAX_NODES", "MAX_UNITS", "Getter", "compile_expression"]
+__all__ = ["MAX_CHARS", "MAX_DEPTH", "MAX_NODES", "MAX_UNITS", "Getter", "compile_expression", "plain_head"]
 
 MAX_CHARS = 1024
 """Longest JMESPath expression."""
@@ -48,6 +48,9 @@ def _plain_getter(steps: tuple[str | int, ...]) -> Getter:
     of range, or a step into the wrong type (a key on a list, an index on a string)."""
     if all(isinstance(step, str) for step in steps) and len(steps) <= 3:
         return _key_getter(*steps)  # type: ignore[arg-type]
+    indexed = _indexed_getter(steps)
+    if indexed is not None:
+        return indexed
 
     def get(value: Any) -> Any:
         for step in steps:
@@ -100,6 +103,35 @@ def _key_getter(first: str, second: str | None = None, third: str | None = None)
     return get3
 
 
+def _indexed_getter(steps: tuple[str | int, ...]) -> Getter | None:
+    """``a[i]``, ``[i]`` or either followed by up to three keys (``choices[0].delta.content``,
+    ``[0].generated_text``): the usual OpenAI and TGI fields, unrolled; else ``None``."""
+    head: str | None = None
+    if steps and isinstance(steps[0], str):
+        head, steps = steps[0], steps[1:]
+    if not steps or not isinstance(steps[0], int):
+        return None
+    index, keys = steps[0], steps[1:]
+    if len(keys) > 3 or not all(isinstance(key, str) for key in keys):
+        return None
+    tail = _key_getter(*keys) if keys else None  # type: ignore[arg-type]
+
+    def get(value: Any) -> Any:
+        if head is not None:
+            if not isinstance(value, dict):
+                return None
+            value = value.get(head)
+        if not isinstance(value, list):
+            return None
+        try:
+            value = value[index]
+        except IndexError:
+            return None
+        return value if tail is None else tail(value)
+
+    return get
+
+
 def _is_false(value: Any) -> bool:
     """JMESPath falsiness: null, false, and empty strings, arrays and objects (not 0)."""
     if value is None or value is False:
@@ -128,6 +160,16 @@ def _compile_plain(expression: str) -> Getter | None:
     for name, index in _STEP.findall(expression):
         steps.append(name if name else int(index))
     return _plain_getter(tuple(steps))
+
+
+def plain_head(expression: str) -> str | None:
+    """The first key of a plain path (``usage`` of ``usage.prompt_tokens``), else ``None``.
+    Where that key is missing or null the path is ``None`` too, so a reader may skip it."""
+    expression = expression.strip()
+    if not _PLAIN.fullmatch(expression):
+        return None
+    name, _ = _STEP.match(expression).groups()  # type: ignore[union-attr]
+    return name or None
 
 
 @lru_cache(maxsize=512)

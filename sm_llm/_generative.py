@@ -218,7 +218,13 @@ class GenerativeBase(AdapterBase, _GenerationFields):
         held: _Held = None
         try:
             for step in steps:
-                out, held = self._held(held, step, request)
+                if type(step) is StreamPiece:  # the per-token path, _held's first case inlined
+                    chunk = self._chunk(step)
+                    if chunk is None:
+                        continue
+                    out, held = held, (step.text, chunk)
+                else:
+                    out, held = self._held(held, step, request)
                 if out is not None:
                     if run_manager:
                         run_manager.on_llm_new_token(out[0], chunk=out[1])
@@ -238,7 +244,13 @@ class GenerativeBase(AdapterBase, _GenerationFields):
         held: _Held = None
         try:
             async for step in steps:
-                out, held = self._held(held, step, request)
+                if type(step) is StreamPiece:  # as in _stream_chunks
+                    chunk = self._chunk(step)
+                    if chunk is None:
+                        continue
+                    out, held = held, (step.text, chunk)
+                else:
+                    out, held = self._held(held, step, request)
                 if out is not None:
                     if run_manager:
                         await run_manager.on_llm_new_token(out[0], chunk=out[1])

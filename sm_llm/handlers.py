@@ -18,7 +18,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from sm_llm._expr import Getter, compile_expression
+from sm_llm._expr import Getter, compile_expression, plain_head
 from sm_llm._handler_spec import (  # public names of this module too
     ParsedOutput,
     ResponseSpec,
@@ -110,6 +110,15 @@ def _usage_getters(spec: UsageSpec | None) -> tuple[tuple[str, Getter], ...]:
         return ()
     keys = ("prompt_tokens", "completion_tokens", "total_tokens")
     return tuple((k, compile_expression(e)) for k in keys if (e := getattr(spec, k)) is not None)
+
+
+def _usage_head(spec: UsageSpec | None) -> str | None:
+    """The key every usage expression starts with (``usage``, ``details``), if there is
+    one: a record without it has no usage, and its expressions need not run."""
+    if spec is None:
+        return None
+    heads = {plain_head(e) for e in (spec.prompt_tokens, spec.completion_tokens, spec.total_tokens) if e is not None}
+    return heads.pop() if len(heads) == 1 else None
 
 
 def _read_usage(getters: tuple[tuple[str, Getter], ...], data: Any) -> dict[str, int] | None:
@@ -414,7 +423,7 @@ class ContentHandler(BaseModel):
     def _stream_getters(self) -> tuple[Any, ...]:
         spec = self.stream
         if spec is None:
-            return (None,) * 6 + ((), None)
+            return (None,) * 6 + ((), None, None)
         return (
             self._getter(spec.text),
             self._getter(spec.skip),
@@ -424,6 +433,7 @@ class ContentHandler(BaseModel):
             self._getter(spec.model_name),
             _usage_getters(spec.usage),
             self._getter(spec.reasoning),
+            _usage_head(spec.usage),
         )
 
     def parse_stream_record(self, record: str) -> StreamDelta:
@@ -445,9 +455,11 @@ class ContentHandler(BaseModel):
                 f"stream record is not JSON as handler {self.name!r} expects: {quote_body(record)}",
                 body_snippet=quote_body(record),
             ) from exc
-        text_get, skip_get, finish_get, tools_get, error_get, model_get, usage_gets, reasoning_get = (
+        text_get, skip_get, finish_get, tools_get, error_get, model_get, usage_gets, reasoning_get, usage_head = (
             self._stream_getters
         )
+        if usage_head is not None and (not isinstance(data, dict) or data.get(usage_head) is None):
+            usage_gets = ()  # no usage object in this record (most of them): nothing to read
         if error_get is not None and (detail := error_get(data)) is not None:
             raise StreamError(f"the container reported an error mid-stream: {detail}")
         finish = finish_get(data) if finish_get else None

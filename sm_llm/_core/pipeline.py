@@ -190,11 +190,19 @@ class StreamPipeline:
         return with_partial(exc, self.assembler)
 
     def steps(self, parts: Iterable[bytes]) -> Iterator[StreamPiece]:
-        """Every step of ``parts``; stops reading at ``[DONE]`` or a stop sequence."""
+        """Every step of ``parts``; stops reading at ``[DONE]`` or a stop sequence.
+
+        :meth:`feed` and :meth:`close` inlined: once per token, a generator per part and
+        the :attr:`done` property cost more than the rest of the loop."""
+        decoder, parse, assembler, scanner = self._decoder, self._parse, self.assembler, self.assembler.scanner
         try:
             for part in parts:
-                yield from self.feed(part)
-                if self.done:
+                for record in decoder.feed(part):
+                    delta = parse(record)
+                    yield StreamPiece(assembler.add(delta), delta.tool_call_chunks, delta)
+                    if scanner.stopped:
+                        return
+                if decoder.done:
                     return
             yield from self.close()
         except SageMakerError as exc:
@@ -202,11 +210,15 @@ class StreamPipeline:
 
     async def asteps(self, parts: AsyncIterable[bytes]) -> AsyncIterator[StreamPiece]:
         """Async :meth:`steps` (the same steps, from async parts)."""
+        decoder, parse, assembler, scanner = self._decoder, self._parse, self.assembler, self.assembler.scanner
         try:
             async for part in parts:
-                for step in self.feed(part):
-                    yield step
-                if self.done:
+                for record in decoder.feed(part):
+                    delta = parse(record)
+                    yield StreamPiece(assembler.add(delta), delta.tool_call_chunks, delta)
+                    if scanner.stopped:
+                        return
+                if decoder.done:
                     return
             for step in self.close():
                 yield step

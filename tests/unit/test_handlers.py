@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -240,6 +241,29 @@ def test_stream_records() -> None:
     assert chunk.text == "x" and chunk.tool_call_chunks == [{"index": 0, "id": "c1"}]
 
 
+
+@pytest.mark.parametrize(
+    ("usage", "record", "expected"),
+    [
+        # one head ("usage"): records without it, or with it null, skip the expressions
+        ({"prompt_tokens": "usage.p", "completion_tokens": "usage.c"}, '{"usage": {"p": 2, "c": 3}}',
+         {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}),
+        ({"prompt_tokens": "usage.p"}, '{"usage": null}', None),
+        ({"prompt_tokens": "usage.p"}, '{"x": 1}', None),
+        ({"prompt_tokens": "usage.p"}, '[{"usage": {"p": 1}}]', None),
+        ({"prompt_tokens": "usage.p"}, '{"usage": {"p": 0}}', {"prompt_tokens": 0}),
+        # different heads, an index first, or JMESPath proper: every expression still runs
+        ({"prompt_tokens": "details.p", "completion_tokens": "usage.c"}, '{"usage": {"c": 4}}',
+         {"completion_tokens": 4}),
+        ({"prompt_tokens": "[0].p"}, '[{"p": 7}]', {"prompt_tokens": 7}),
+        ({"prompt_tokens": "length(@)"}, '[1, 2]', {"prompt_tokens": 2}),
+        ({"prompt_tokens": "usage.p || p"}, '{"p": 6}', {"prompt_tokens": 6}),
+    ],
+)
+def test_stream_usage_is_read_wherever_it_is(usage: dict[str, str], record: str, expected: Any) -> None:
+    handler = ContentHandler(request_template="{{ prompt | tojson }}", response={"text": "t"},
+                             stream={"format": "jsonl", "text": "t", "usage": usage})
+    assert handler.parse_stream_record(record).usage == expected
 @pytest.mark.parametrize("name", PRESETS)
 def test_parameters_never_replace_the_prompt(name: str) -> None:
     # Found by the fuzz suite: a parameter called "messages" used to replace the messages.
