@@ -90,34 +90,27 @@ def async_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
     yield path
 
 
+def _maker(cls: type[Any], local_endpoint: LocalEndpoint, sm_transport: str) -> Callable[..., Any]:
+    def make(endpoint_name: str, **fields: Any) -> Any:
+        fields.setdefault("max_retries", 0)
+        fields.setdefault("transport", sm_transport)
+        return cls(endpoint_name=endpoint_name, endpoint_url=local_endpoint.url, region_name="us-east-1", **fields)
+
+    return make
+
+
 @pytest.fixture
 def make_llm(local_endpoint: LocalEndpoint, sm_transport: str) -> Callable[..., SageMakerLLM]:
     """``make_llm(endpoint_name, **fields)`` → a SageMakerLLM on the local endpoint, on
     the ``sm_transport`` transport."""
-
-    def make(endpoint_name: str, **fields: Any) -> SageMakerLLM:
-        fields.setdefault("max_retries", 0)
-        fields.setdefault("transport", sm_transport)
-        return SageMakerLLM(
-            endpoint_name=endpoint_name, endpoint_url=local_endpoint.url, region_name="us-east-1", **fields
-        )
-
-    return make
+    return _maker(SageMakerLLM, local_endpoint, sm_transport)
 
 
 @pytest.fixture
 def make_chat(local_endpoint: LocalEndpoint, sm_transport: str) -> Callable[..., ChatSageMaker]:
     """``make_chat(endpoint_name, **fields)`` → a ChatSageMaker on the local endpoint, on
     the ``sm_transport`` transport."""
-
-    def make(endpoint_name: str, **fields: Any) -> ChatSageMaker:
-        fields.setdefault("max_retries", 0)
-        fields.setdefault("transport", sm_transport)
-        return ChatSageMaker(
-            endpoint_name=endpoint_name, endpoint_url=local_endpoint.url, region_name="us-east-1", **fields
-        )
-
-    return make
+    return _maker(ChatSageMaker, local_endpoint, sm_transport)
 
 
 @pytest.fixture(scope="session")
