@@ -21,7 +21,7 @@ from sm_llm._core.notifications import Notification, parse_notification
 from sm_llm.engine.campaign import AdapterFor, CampaignStats, job_from_entry
 from sm_llm.engine.jobs import MAX_FAILURE_BYTES, InferenceJob
 from sm_llm.engine.ledger import FINISHED, JobLedger, LedgerEntry, Outcome
-from sm_llm.engine.polling import Progress, ProgressBar
+from sm_llm.engine.polling import Progress, ProgressBar, raise_first
 from sm_llm.errors import ConfigurationError, RequestValidationError, SageMakerError
 
 __all__ = ["JobWatch", "run_campaign", "wait_ledger"]
@@ -401,9 +401,7 @@ def run_campaign(
     results = iter(_results(ledger.entries_by_id(ids), adapter_for, limits[0] if limits else 0.0, True, generations))
     slots = [next(results) if isinstance(slot, InferenceJob) and slot.ledger_id else slot for slot in slots]
     if not return_exceptions:
-        for slot in slots:
-            if isinstance(slot, BaseException):
-                raise slot
+        raise_first(slots)
     return slots
 
 
@@ -452,7 +450,5 @@ def _results(
         except SageMakerError as exc:
             slots.append(exc)
     if not return_exceptions:
-        for slot in slots:
-            if isinstance(slot, BaseException):
-                raise slot
+        raise_first(slots)
     return slots

@@ -18,7 +18,9 @@ from typing import Any, Literal, Protocol
 from sm_llm._async_config import AsyncInferenceConfig
 from sm_llm.errors import JobTimeoutError, SageMakerError
 
-__all__ = ["Pollable", "Progress", "ProgressBar", "await_all", "await_one", "poll_waits", "wait_all", "wait_one"]
+__all__ = [
+    "Pollable", "Progress", "ProgressBar", "await_all", "await_one", "poll_waits", "raise_first", "wait_all", "wait_one",
+]
 
 Progress = bool | Literal["force"]
 _MAX_POLLERS = 32
@@ -278,10 +280,15 @@ class _Round:
             error.__cause__ = last
             self.slots[index] = error
         if not return_exceptions:
-            for slot in self.slots:
-                if isinstance(slot, BaseException):
-                    raise slot
+            raise_first(self.slots)
         return self.slots
+
+
+def raise_first(slots: list[Any]) -> None:
+    """Raise the first error among ``slots`` (results or errors, in input order), if any."""
+    for slot in slots:
+        if isinstance(slot, BaseException):
+            raise slot
 
 
 def wait_all(

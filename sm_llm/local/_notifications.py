@@ -80,8 +80,3 @@ class LocalNotifications:
             self.published += 1
         except Exception:  # a lost notification is what the client's S3 fallback is for
             logger.warning("cannot publish the notification of job %s", inference_id, exc_info=True)
-
-    @staticmethod
-    def received_time() -> str:
-        """Now, in the notification's time format."""
-        return _now()

@@ -168,11 +168,6 @@ class HttpTransport:
         """A new client, adjusted by a subclass (e.g. its default headers)."""
         return client
 
-    async def aclient(self) -> httpx.AsyncClient:
-        """The running event loop's (first) async client, created on first use."""
-        shards: _Shards = await self._aclients.get(self.settings)
-        return shards.clients[0]
-
     # -- requests -------------------------------------------------------------------------
 
     def send(
